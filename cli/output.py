@@ -1,0 +1,31 @@
+"""Shared CLI output: strict JSON (non-finite floats as "NaN"/"Infinity"/"-Infinity") and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from typing import Any, NoReturn
+
+import typer
+
+
+def _portable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _portable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_portable(v) for v in value]
+    return value
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(_portable(value), allow_nan=False) + "\n")
+
+
+def fail(*lines: str, code: int = 2) -> NoReturn:
+    """Print each line as ``error: …`` on stderr and exit with ``code``."""
+    for line in lines:
+        typer.echo(f"error: {line}", err=True)
+    raise typer.Exit(code)

@@ -1,0 +1,223 @@
+"""The training loop of one trial: a plain function of a trial config and a reporter (no Ray in here)."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from sweeper.data import Dataset, build_dataset
+from sweeper.expand import TrialConfig
+from sweeper.models import build_model, scale_invariant_parameters
+from sweeper.reporter import Report, Reporter, Status
+from sweeper.spec import is_adaptive
+from sweeper.train.clock import Clock, make_clock
+from sweeper.train.metrics import GradNormMeter, WeightTracker, evaluate, example_losses
+from sweeper.train.optim import Stepper
+from sweeper.train.sampler import BatchSampler
+from sweeper.train.schedule import multiplier
+from sweeper.train.svag import example_weights, mixing_l
+
+# Divergence is checked on the host every step on CPU; on an accelerator every few steps, with the first bad step
+# kept on the device so no per-step sync is needed.
+CHECK_EVERY_ACCELERATOR = 32
+
+
+@dataclass
+class TrialResult:
+    status: Status
+    points: list[dict[str, Any]]
+    steps_done: int
+    diverged_step: int | None
+    device: str
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device = 'cuda' but no CUDA device is visible to this trial")
+    return torch.device(name)
+
+
+class Trial:
+    """The state of one trial and its step function; ``run`` drives it to the end of the budget."""
+
+    def __init__(self, config: TrialConfig, data: Dataset | None = None):
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.dtype = getattr(torch, config.precision)
+        opts = config.data.model_dump(exclude={"name"})
+        self.data = data or build_dataset(config.data.name, self.device, self.dtype, **opts)
+        torch.manual_seed(config.seed)
+        self.model = build_model(
+            config.model.name, self.data.input_shape, self.data.num_outputs,
+            **config.model.model_dump(exclude={"name"}),
+        ).to(device=self.device, dtype=self.dtype)
+        self.model.train()
+        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.tracked = scale_invariant_parameters(self.model) or self.trainable
+        self.stepper = Stepper(config, self.trainable)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(config.seed)
+        self.sampler = BatchSampler(
+            self.data.n_train, config.batch_size, config.optimizer.sampling == "replacement", self.generator
+        )
+        self.clock: Clock = make_clock(config, self.data.n_train)
+        self.l_mix = mixing_l(config.optimizer.name, config.svag_l)
+        self.n_batches = 1 if self.l_mix == 1 else 2
+        self.weights = example_weights(self.l_mix, config.batch_size, self.device, self.dtype)
+        self.separate_forwards = self.n_batches == 2 and any(
+            isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.model.modules()
+        )
+        self.adaptive = is_adaptive(config.optimizer.name)
+        self.step = 0
+        self.sde_time = 0.0
+        n_eval = config.log.eval_samples or None
+        self.eval_train = (self.data.x_train[:n_eval], self.data.y_train[:n_eval])
+        self.eval_test = (self.data.x_test[:n_eval], self.data.y_test[:n_eval])
+        self.exact_test_loss = self.data.exact_test_loss if config.model.name == "linear" else None
+
+    # ------------------------------------------------------------------ hyperparameters at the current step
+
+    def hyperparameters(self) -> tuple[float, float]:
+        """Scheduled (η, λ) at the current step, SGD-equivalent (before SVAG rescaling)."""
+        epoch, total = self.clock.epoch(self.step), self.clock.total_epochs
+        sched = self.config.schedule
+        return (
+            self.config.lr * multiplier(sched.lr, epoch, total),
+            self.config.weight_decay * multiplier(sched.weight_decay, epoch, total),
+        )
+
+    # ------------------------------------------------------------------------------------------ one step
+
+    def minibatch_loss(self) -> torch.Tensor:
+        """Draw the step's batch(es) and return the (SVAG-mixed) minibatch loss, differentiable, 0-d."""
+        idx = self.sampler.draw(self.n_batches)
+        x, y = self.data.x_train[idx], self.data.y_train[idx]
+        if self.data.augment is not None:
+            x = self.data.augment(x, self.generator)
+        if not self.separate_forwards:
+            return (self.weights * example_losses(self.model(x), y, self.data.task)).sum()
+        b = self.config.batch_size  # BatchNorm: each batch is normalised on its own statistics
+        halves = [slice(0, b), slice(b, 2 * b)]
+        return sum((self.weights[s] * example_losses(self.model(x[s]), y[s], self.data.task)).sum() for s in halves)
+
+    def train_step(self, lr: float, weight_decay: float) -> torch.Tensor:
+        """One raw optimizer step with scheduled (η, λ); returns the minibatch loss (detached, 0-d)."""
+        loss = self.minibatch_loss()
+        for p in self.trainable:
+            p.grad = None
+        loss.backward()
+        self.grad_meter.add()
+        self.stepper.step(lr, weight_decay)
+        raw_lr = self.stepper.raw_lr(lr)
+        self.sde_time += raw_lr**2 if self.adaptive else raw_lr
+        self.tracker.after_step()
+        self.step += 1
+        return loss.detach()
+
+    # --------------------------------------------------------------------------------------------- points
+
+    def point(self) -> dict[str, Any]:
+        lr, wd = self.hyperparameters()
+        train_loss, train_acc = evaluate(self.model, *self.eval_train, self.data.task)
+        if self.exact_test_loss is not None:
+            w = self.trainable[0].detach().reshape(-1)
+            test_loss, test_acc = self.exact_test_loss(w), None
+        else:
+            test_loss, test_acc = evaluate(self.model, *self.eval_test, self.data.task)
+        norm = self.tracker.norm_tensor().item()
+        return {
+            "step": self.step,
+            "effective_step": self.clock.effective_step(self.step),
+            "epoch": self.clock.epoch(self.step),
+            "sde_time": self.sde_time,
+            "lr": lr,
+            "weight_decay": wd,
+            "train_loss": train_loss,
+            "train_acc": train_acc,
+            "test_loss": test_loss,
+            "test_acc": test_acc,
+            "weight_norm": norm,
+            "effective_lr": lr / norm**2 if norm > 0 else None,
+            "angular_update": self.tracker.take_rms(),
+            "grad_norm": self.grad_meter.take_rms(),
+        }
+
+    # --------------------------------------------------------------------------------------- checkpoints
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue bit-for-bit (taken at a logged point, where the meters are empty)."""
+        return {
+            "step": self.step,
+            "sde_time": self.sde_time,
+            "model": self.model.state_dict(),
+            "optimizer": self.stepper.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "sampler": self.sampler.state_dict(),
+            "trial_id": self.config.trial_id,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("trial_id") != self.config.trial_id:
+            raise ValueError(f"checkpoint of trial {state.get('trial_id')!r} given to trial {self.config.trial_id!r}")
+        self.model.load_state_dict(state["model"])
+        self.stepper.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        self.sampler.load_state_dict(state["sampler"])
+        self.step, self.sde_time = state["step"], state["sde_time"]
+
+    # ------------------------------------------------------------------------------------------------ run
+
+    def run(self, reporter: Reporter) -> TrialResult:
+        state = reporter.checkpoint()
+        if state is not None:
+            self.load_state_dict(state)
+        self.tracker = WeightTracker(self.tracked)
+        self.grad_meter = GradNormMeter(self.trainable)
+        info = {"device": str(self.device)}
+        check_every = 1 if self.device.type == "cpu" else CHECK_EVERY_ACCELERATOR
+        bad_step = torch.full((), -1, dtype=torch.long, device=self.device)
+        all_points: list[dict[str, Any]] = []
+        pending: list[dict[str, Any]] = []
+        last_report = time.monotonic()
+        log_steps = [s for s in self.clock.log_steps if s > self.step]
+        if self.step == 0:
+            pending.append(self.point())
+        status: Status = "completed"
+        diverged_step: int | None = None
+        for next_log in log_steps:
+            while self.step < next_log:
+                lr, wd = self.hyperparameters()
+                loss = self.train_step(lr, wd)
+                if check_every == 1:
+                    if not math.isfinite(loss.item()):
+                        diverged_step = self.step
+                else:
+                    bad_step = torch.where((bad_step < 0) & ~torch.isfinite(loss), self.step, bad_step)
+                    if self.step % check_every == 0 or self.step == next_log:
+                        diverged_step = int(bad_step.item()) if bad_step.item() >= 0 else None
+                if diverged_step is not None:
+                    break
+            if diverged_step is not None:
+                status = "diverged"
+                pending.append(self.point())
+                break
+            pending.append(self.point())
+            if time.monotonic() - last_report >= self.config.log.report_seconds and self.step < self.clock.total_steps:
+                reporter.report(Report(pending, "running", self.step, self.state_dict(), info))
+                all_points += pending
+                pending, last_report = [], time.monotonic()
+        info |= {"diverged_step": diverged_step, "steps_done": self.step}
+        reporter.report(Report(pending, status, self.step, None, info))
+        all_points += pending
+        return TrialResult(status, all_points, self.step, diverged_step, str(self.device))
+
+
+def run_trial(config: TrialConfig, reporter: Reporter) -> TrialResult:
+    """Train ``config`` to the end of its budget (or divergence), reporting batches of points to ``reporter``."""
+    return Trial(config).run(reporter)

@@ -1,0 +1,88 @@
+"""Trajectory quantities: losses and accuracy on fixed subsets, weight norm and angular update."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def example_losses(output: torch.Tensor, y: torch.Tensor, task: str) -> torch.Tensor:
+    """Per-example loss, shape (n,): ½(f(x) − y)² for regression, cross-entropy for classification."""
+    if task == "regression":
+        return 0.5 * (output.squeeze(-1) - y).square()
+    return F.cross_entropy(output, y, reduction="none")
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, task: str, chunk: int = 4096):
+    """(mean loss, accuracy or None) of ``model`` in eval mode over (x, y), in chunks of ``chunk`` examples."""
+    was_training = model.training
+    model.eval()
+    loss_sum, correct = 0.0, 0
+    for start in range(0, len(x), chunk):
+        out = model(x[start : start + chunk])
+        yb = y[start : start + chunk]
+        loss_sum += example_losses(out, yb, task).double().sum().item()
+        if task == "classification":
+            correct += (out.argmax(-1) == yb).sum().item()
+    model.train(was_training)
+    n = len(x)
+    return loss_sum / n, (correct / n if task == "classification" else None)
+
+
+class WeightTracker:
+    """Norm ‖w‖ and per-step angular update ‖ŵ_{t+1} − ŵ_t‖ (ŵ = w/‖w‖) of one parameter set.
+
+    Uses ‖ŵ' − ŵ‖² = (‖Δ‖² − (‖w'‖ − ‖w‖)²)/(‖w‖‖w'‖), Δ = w' − w, which avoids the cancellation of 2 − 2cos.
+    Accumulates on the device; ``take_rms()`` syncs once per logged point.
+    """
+
+    def __init__(self, params: list[torch.Tensor]):
+        self.params = params
+        self.prev = [p.detach().clone() for p in params]
+        self.prev_norm = self.norm_tensor()
+        self.sum_sq = torch.zeros((), dtype=torch.float64, device=params[0].device)
+        self.count = 0
+
+    def norm_tensor(self) -> torch.Tensor:
+        return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(self.params))).double()
+
+    def after_step(self) -> None:
+        torch._foreach_sub_(self.prev, self.params)  # prev ← −Δ
+        delta_sq = torch.stack(torch._foreach_norm(self.prev)).double().square().sum()
+        new_norm = self.norm_tensor()
+        self.sum_sq += (delta_sq - (new_norm - self.prev_norm).square()) / (new_norm * self.prev_norm)
+        torch._foreach_copy_(self.prev, self.params)
+        self.prev_norm = new_norm
+        self.count += 1
+
+    def take_rms(self) -> float | None:
+        """RMS angular update over the steps since the last call (None if no step)."""
+        if self.count == 0:
+            return None
+        rms = (self.sum_sq / self.count).clamp_min(0).sqrt().item()
+        self.sum_sq.zero_()
+        self.count = 0
+        return rms
+
+
+class GradNormMeter:
+    """RMS over steps of the minibatch gradient norm ‖∇L_batch‖ (the mixed SVAG gradient, weight decay excluded)."""
+
+    def __init__(self, params: list[torch.nn.Parameter]):
+        self.params = params
+        self.sum_sq = torch.zeros((), dtype=torch.float64, device=params[0].device)
+        self.count = 0
+
+    def add(self) -> None:
+        grads = [p.grad for p in self.params if p.grad is not None]
+        self.sum_sq += torch.stack(torch._foreach_norm(grads)).double().square().sum()
+        self.count += 1
+
+    def take_rms(self) -> float | None:
+        if self.count == 0:
+            return None
+        rms = (self.sum_sq / self.count).sqrt().item()
+        self.sum_sq.zero_()
+        self.count = 0
+        return rms

@@ -1,0 +1,53 @@
+"""Build the torch optimizer of a trial and set its per-step lr and weight decay (SVAG-rescaled)."""
+
+from __future__ import annotations
+
+import torch
+
+from sweeper.expand import TrialConfig
+from sweeper.train.svag import adaptive_hyperparameters
+
+
+class Stepper:
+    """A torch optimizer plus the SVAG rescaling of its hyperparameters.
+
+    ``step(lr, weight_decay)`` takes the scheduled SGD-equivalent η and λ and applies one raw step with η/l (or
+    η/ℓ for adaptive methods). Weight decay is L2 added to the gradient (coupled, the default) or, with
+    ``decoupled_weight_decay``, a shrink w ← w(1 − lr·λ) before the update (AdamW-style, for every optimizer).
+    """
+
+    def __init__(self, config: TrialConfig, params: list[torch.nn.Parameter]):
+        opt, l = config.optimizer, config.svag_l
+        self.params = params
+        self.decoupled = opt.decoupled_weight_decay
+        if opt.name == "sgd":
+            self.lr_scale = 1.0 / l
+            self.optimizer: torch.optim.Optimizer = torch.optim.SGD(
+                params, lr=config.lr, momentum=opt.momentum, nesterov=opt.nesterov
+            )
+        else:
+            scaled_lr, beta1, beta2, eps = adaptive_hyperparameters(
+                1.0, getattr(opt, "beta1", None), opt.beta2, opt.eps, l
+            )
+            self.lr_scale = scaled_lr
+            if opt.name == "adam":
+                self.optimizer = torch.optim.Adam(params, lr=config.lr, betas=(beta1, beta2), eps=eps)
+            else:
+                self.optimizer = torch.optim.RMSprop(params, lr=config.lr, alpha=beta2, eps=eps)
+
+    def raw_lr(self, lr: float) -> float:
+        """The step size actually used for SGD-equivalent η."""
+        return lr * self.lr_scale
+
+    def step(self, lr: float, weight_decay: float) -> None:
+        raw_lr = self.raw_lr(lr)
+        group = self.optimizer.param_groups[0]
+        group["lr"] = raw_lr
+        if self.decoupled:
+            group["weight_decay"] = 0.0
+            if weight_decay:
+                with torch.no_grad():
+                    torch._foreach_mul_(self.params, 1.0 - raw_lr * weight_decay)
+        else:
+            group["weight_decay"] = weight_decay
+        self.optimizer.step()
