@@ -301,6 +301,8 @@ class LogSpec(_Strict):
     every_steps: PositiveInt | None = None
     eval_samples: Annotated[int, Field(ge=0)] = 10000
     """Cap on the train/test examples evaluated at each point (0 = all)."""
+    measure_every: PositiveInt = 8
+    """Raw steps between samples of grad_norm and angular_update (and always the step before a point)."""
     report_seconds: PositiveFloat = 5.0
     """How often a trial sends its buffered points (and a checkpoint) to the reporter."""
 

@@ -22,7 +22,7 @@ def stationary_variances(h: np.ndarray, noise: float, lr: float, batch_size: int
     """
     h = np.asarray(h, dtype=np.float64)
     if np.isinf(svag_l):  # (1/a)·[fixed-point equation] as a → 0
-        m = np.diag(2 * h) - (lr / batch_size) * np.outer(h, h)
+        m = np.diag(2 * h - (lr / batch_size) * h**2) - (lr / batch_size) * np.outer(h, h)
         r = (lr / batch_size) * noise**2 * h
     else:
         a, c = lr / svag_l, lr**2 / (svag_l * batch_size)

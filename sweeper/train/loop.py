@@ -106,17 +106,23 @@ class Trial:
         halves = [slice(0, b), slice(b, 2 * b)]
         return sum((self.weights[s] * example_losses(self.model(x[s]), y[s], self.data.task)).sum() for s in halves)
 
-    def train_step(self, lr: float, weight_decay: float) -> torch.Tensor:
-        """One raw optimizer step with scheduled (η, λ); returns the minibatch loss (detached, 0-d)."""
+    def train_step(self, lr: float, weight_decay: float, measure: bool = False) -> torch.Tensor:
+        """One raw optimizer step with scheduled (η, λ); returns the minibatch loss (detached, 0-d).
+
+        ``measure``: also record this step's gradient norm and angular update.
+        """
         loss = self.minibatch_loss()
         for p in self.trainable:
             p.grad = None
         loss.backward()
-        self.grad_meter.add()
+        if measure:
+            self.grad_meter.add()
+            self.tracker.before_step()
         self.stepper.step(lr, weight_decay)
+        if measure:
+            self.tracker.after_step()
         raw_lr = self.stepper.raw_lr(lr)
         self.sde_time += raw_lr**2 if self.adaptive else raw_lr
-        self.tracker.after_step()
         self.step += 1
         return loss.detach()
 
@@ -180,6 +186,7 @@ class Trial:
         self.tracker = WeightTracker(self.tracked)
         self.grad_meter = GradNormMeter(self.trainable)
         info = {"device": str(self.device)}
+        measure_every = self.config.log.measure_every
         check_every = 1 if self.device.type == "cpu" else CHECK_EVERY_ACCELERATOR
         bad_step = torch.full((), -1, dtype=torch.long, device=self.device)
         all_points: list[dict[str, Any]] = []
@@ -193,7 +200,8 @@ class Trial:
         for next_log in log_steps:
             while self.step < next_log:
                 lr, wd = self.hyperparameters()
-                loss = self.train_step(lr, wd)
+                measure = (self.step + 1) % measure_every == 0 or self.step + 1 == next_log
+                loss = self.train_step(lr, wd, measure)
                 if check_every == 1:
                     if not math.isfinite(loss.item()):
                         diverged_step = self.step

@@ -31,10 +31,10 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, task: str
 
 
 class WeightTracker:
-    """Norm ‖w‖ and per-step angular update ‖ŵ_{t+1} − ŵ_t‖ (ŵ = w/‖w‖) of one parameter set.
+    """Norm ‖w‖ and the angular update ‖ŵ_{t+1} − ŵ_t‖ (ŵ = w/‖w‖) of one parameter set, on sampled steps.
 
-    Uses ‖ŵ' − ŵ‖² = (‖Δ‖² − (‖w'‖ − ‖w‖)²)/(‖w‖‖w'‖), Δ = w' − w, which avoids the cancellation of 2 − 2cos.
-    Accumulates on the device; ``take_rms()`` syncs once per logged point.
+    ``before_step``/``after_step`` bracket a measured step. Uses ‖ŵ' − ŵ‖² = (‖Δ‖² − (‖w'‖ − ‖w‖)²)/(‖w‖‖w'‖),
+    Δ = w' − w, which avoids the cancellation of 2 − 2cos. Accumulates on the device; ``take_rms()`` syncs once.
     """
 
     def __init__(self, params: list[torch.Tensor]):
@@ -47,13 +47,15 @@ class WeightTracker:
     def norm_tensor(self) -> torch.Tensor:
         return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(self.params))).double()
 
+    def before_step(self) -> None:
+        torch._foreach_copy_(self.prev, self.params)
+        self.prev_norm = self.norm_tensor()
+
     def after_step(self) -> None:
         torch._foreach_sub_(self.prev, self.params)  # prev ← −Δ
         delta_sq = torch.stack(torch._foreach_norm(self.prev)).double().square().sum()
         new_norm = self.norm_tensor()
         self.sum_sq += (delta_sq - (new_norm - self.prev_norm).square()) / (new_norm * self.prev_norm)
-        torch._foreach_copy_(self.prev, self.params)
-        self.prev_norm = new_norm
         self.count += 1
 
     def take_rms(self) -> float | None:
