@@ -57,5 +57,8 @@ def make_clock(config: TrialConfig, n_train: int) -> Clock:
         interval = sgd_steps / DEFAULT_POINTS
     raw_interval = max(interval * m, 1.0)
     count = int(total / raw_interval + 1e-9)
-    steps = {min(round(k * raw_interval), total) for k in range(count + 1)} | {0, total}
-    return Clock(n_train, b, m, total, tuple(sorted(steps)))
+    steps = {min(round(k * raw_interval), total) for k in range(count + 1)}
+    last = max(steps)
+    if last and total - last < raw_interval / 2:  # rounding of the budget left a sliver: end there instead
+        steps.discard(last)
+    return Clock(n_train, b, m, total, tuple(sorted(steps | {0, total})))
