@@ -1,0 +1,12 @@
+"""The results database of sweeper: SQLAlchemy models, Alembic migrations, the write path and the read API.
+
+Modules, one job each:
+
+* :mod:`db.models` — the schema (studies, runs, points, diagnostics, verdicts) as typed declarative models;
+* :mod:`db.types` — portable column types (NaN/±inf floats, strict JSON, UTC timestamps);
+* :mod:`db.engine` — ``make_engine`` / ``open_db`` (URL defaults, SQLite pragmas, schema-version gate), ``redact``;
+* :mod:`db.migrate` — ``upgrade`` / ``downgrade`` / ``current`` / ``head`` from the installed package;
+* :mod:`db.writer` — batched, idempotent writes used by the driver's Tune callback;
+* :mod:`db.queries` — DataFrames for notebooks, checks and the CLI;
+* :mod:`db.errors` — the exceptions, with messages fit for users.
+"""

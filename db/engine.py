@@ -1,0 +1,161 @@
+"""Engines for the results database: URL defaults, SQLite pragmas, password redaction, the schema-version gate.
+
+* :func:`make_engine` — an Engine for a URL (default: env ``SWEEPER_DB``, else ``sqlite:///sweeper.db``). SQLite
+  connections get WAL, a 30 s busy timeout and foreign keys on; ``postgresql://`` URLs use psycopg 3.
+* :func:`open_db` — :func:`make_engine` plus the check that the schema is at this code's head revision; what the
+  CLI and the Tune callback call.
+* :func:`redact` — a URL with its password masked, for every message that shows a URL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine, make_url
+
+from db.errors import DatabaseVersionError
+
+__all__ = [
+    "BUSY_TIMEOUT_S",
+    "DEFAULT_URL",
+    "ENV_VAR",
+    "make_engine",
+    "open_db",
+    "redact",
+    "resolve_url",
+    "sqlite_path",
+    "upgrade_command",
+]
+
+ENV_VAR = "SWEEPER_DB"
+DEFAULT_URL = "sqlite:///sweeper.db"
+BUSY_TIMEOUT_S = 30.0
+
+_PG_ALIASES = {"postgresql", "postgres"}
+_SECRET_QUERY_KEYS = {"password", "passfile", "sslpassword"}
+
+
+def resolve_url(url: str | URL | None = None) -> URL:
+    """Parse ``url`` (or ``$SWEEPER_DB``, or the default); ``postgresql://``/``postgres://`` get the psycopg driver."""
+    raw = url if url is not None else (os.environ.get(ENV_VAR) or DEFAULT_URL)
+    parsed = make_url(raw)
+    if parsed.drivername in _PG_ALIASES:
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def redact(url: str | URL) -> str:
+    """The URL as a string with its password (also a ``?password=`` query value) replaced by ``***``."""
+    try:
+        parsed = make_url(url)
+    except Exception:  # not a URL SQLAlchemy parses: mask anything between "user:" and "@"
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", str(url))
+    secret = {k: "***" for k in parsed.query if k.lower() in _SECRET_QUERY_KEYS}
+    if secret:
+        parsed = parsed.update_query_dict(secret)
+    return parsed.render_as_string(hide_password=True)
+
+
+def sqlite_path(url: URL) -> Path | None:
+    """The file of a SQLite URL, or None for an in-memory database."""
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:") or url.query.get("mode") == "memory":
+        return None
+    return Path(database)
+
+
+def _set_sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+def make_engine(url: str | URL | None = None, **kwargs: Any) -> Engine:
+    """Create an Engine for ``url`` (see :func:`resolve_url`); ``kwargs`` go to :func:`sqlalchemy.create_engine`.
+
+    SQLite: the file's folder is created if missing; each connection runs ``journal_mode=WAL``,
+    ``busy_timeout=30000`` and ``foreign_keys=ON``. PostgreSQL: pooled connections are pinged before use.
+    JSON is written strictly (no ``NaN`` tokens; :class:`db.types.PortableJSON` tags non-finite floats).
+    """
+    parsed = resolve_url(url)
+    kwargs.setdefault("json_serializer", lambda obj: json.dumps(obj, allow_nan=False))
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        path = sqlite_path(parsed)
+        if path is not None:
+            path.expanduser().parent.mkdir(parents=True, exist_ok=True)
+        connect_args = dict(kwargs.pop("connect_args", {}))
+        connect_args.setdefault("timeout", BUSY_TIMEOUT_S)
+        engine = sa.create_engine(parsed, connect_args=connect_args, **kwargs)
+        sa.event.listen(engine, "connect", _set_sqlite_pragmas)
+        return engine
+    if backend == "postgresql":
+        kwargs.setdefault("pool_pre_ping", True)
+    return sa.create_engine(parsed, **kwargs)
+
+
+def upgrade_command(url: str | URL) -> str:
+    """The shell command that brings the database at ``url`` to this code's schema (password masked)."""
+    return f"sweeper db upgrade --db {shlex.quote(redact(url))}"
+
+
+def open_db(url: str | URL | None = None, create: bool = False) -> Engine:
+    """An Engine for a database whose schema is at this code's head revision.
+
+    An empty database (no sweeper tables, no revision) is upgraded to head when ``create`` is true. Anything else
+    not at head — an older revision, an unknown (newer) one, an empty database with ``create=False``, or a missing
+    SQLite file — raises :class:`~db.errors.DatabaseVersionError` whose one-line message names the command to run,
+    ``sweeper db upgrade --db <url with password masked>``.
+    """
+    from db import migrate  # migrate imports this module
+
+    parsed = resolve_url(url)
+    shown = redact(parsed)
+    command = upgrade_command(parsed)
+    if parsed.get_backend_name() == "sqlite" and not create:
+        path = sqlite_path(parsed)
+        if path is not None and not path.expanduser().exists():
+            raise DatabaseVersionError(f"no database at {shown}; create it with: {command}")
+    engine = make_engine(parsed)
+    try:
+        _check_revision(engine, migrate, shown, command, create)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
+
+
+def _check_revision(engine: Engine, migrate: Any, shown: str, command: str, create: bool) -> None:
+    head = migrate.head()
+    current = migrate.current(engine)
+    if current == head:
+        return
+    if current is None:
+        present = sorted(set(sa.inspect(engine).get_table_names()) & set(migrate.schema_tables()))
+        if present:
+            raise DatabaseVersionError(
+                f"database {shown} has sweeper tables ({', '.join(present)}) but no schema revision; it was not "
+                f"made by `sweeper db upgrade` — use another database, or move these tables away and run: {command}"
+            )
+        if create:
+            migrate.upgrade(engine)
+            return
+        raise DatabaseVersionError(f"database {shown} has no sweeper schema yet; create it with: {command}")
+    if migrate.is_known_revision(current):
+        raise DatabaseVersionError(
+            f"database {shown} is at schema revision {current}, this sweeper needs {head}; run: {command}"
+        )
+    raise DatabaseVersionError(
+        f"database {shown} is at schema revision {current}, unknown to this sweeper (head {head}): it was written by "
+        f"a newer sweeper; install that version (or a newer one) and run: {command}"
+    )

@@ -1,0 +1,116 @@
+"""Run the Alembic migrations programmatically, from the installed package, whatever the current directory.
+
+The scripts live in ``db/alembic`` (``alembic.ini`` at the repository root points there for the ``alembic`` CLI).
+The revision is kept in the table ``sweeper_alembic_version`` so that a database shared with another Alembic user
+(e.g. MLflow's ``alembic_version``) does not clash. Each function takes a URL (password-bearing URLs are fine; they
+are never printed) or an existing :class:`~sqlalchemy.engine.Engine`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
+from sqlalchemy.engine import URL, Connection, Engine
+
+from db.engine import make_engine, resolve_url, sqlite_path
+
+__all__ = [
+    "VERSION_TABLE",
+    "SCRIPT_LOCATION",
+    "alembic_config",
+    "head",
+    "current",
+    "upgrade",
+    "downgrade",
+    "stamp",
+    "is_known_revision",
+    "schema_tables",
+]
+
+VERSION_TABLE = "sweeper_alembic_version"
+SCRIPT_LOCATION = Path(__file__).resolve().with_name("alembic")
+
+DbTarget = str | URL | Engine | None
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An Alembic Config for ``db/alembic``; ``connection``, if given, is the one ``env.py`` migrates."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(SCRIPT_LOCATION))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+@contextmanager
+def _connect(target: DbTarget) -> Iterator[Connection]:
+    engine = target if isinstance(target, Engine) else make_engine(target)
+    try:
+        with engine.connect() as conn:
+            yield conn
+            conn.commit()
+    finally:
+        if engine is not target:
+            engine.dispose()
+
+
+def head() -> str:
+    """The head revision of this code's migrations."""
+    rev = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert rev is not None, "db/alembic/versions has no revisions"
+    return rev
+
+
+def is_known_revision(rev: str) -> bool:
+    """Whether ``rev`` is a revision of this code's migrations."""
+    try:
+        return ScriptDirectory.from_config(alembic_config()).get_revision(rev) is not None
+    except CommandError:
+        return False
+
+
+def schema_tables() -> tuple[str, ...]:
+    """The tables the migrations create (the models' tables)."""
+    from db.models import Base
+
+    return tuple(Base.metadata.tables)
+
+
+def current(url: DbTarget = None) -> str | None:
+    """The database's schema revision, or None for a database never migrated (or migrated down to base).
+
+    A SQLite file that does not exist is reported as None, and not created.
+    """
+    if not isinstance(url, Engine):
+        parsed = resolve_url(url)
+        path = sqlite_path(parsed) if parsed.get_backend_name() == "sqlite" else None
+        if path is not None and not path.expanduser().exists():
+            return None
+    with _connect(url) as conn:
+        ctx = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+        return ctx.get_current_revision()
+
+
+def upgrade(url: DbTarget = None, rev: str = "head") -> None:
+    """Migrate the database up to ``rev`` (default: head); a no-op when it is there already."""
+    with _connect(url) as conn:
+        command.upgrade(alembic_config(conn), rev)
+
+
+def downgrade(url: DbTarget, rev: str) -> None:
+    """Migrate the database down to ``rev`` (``"base"`` drops every sweeper table and all their data)."""
+    with _connect(url) as conn:
+        command.downgrade(alembic_config(conn), rev)
+
+
+def stamp(url: DbTarget, rev: str) -> None:
+    """Record ``rev`` as the database's revision without running migrations (repairs and tests)."""
+    with _connect(url) as conn:
+        command.stamp(alembic_config(conn), rev)

@@ -1,0 +1,290 @@
+"""Read the results database into pandas DataFrames: the Python API for notebooks, checks and the CLI.
+
+A study is named by its name (``str``), its id (``int``) or a :class:`~db.models.Study`; an unknown one raises
+:class:`~db.errors.UnknownStudy`. Frames are sorted (runs by trial index, points by run and step) and carry the
+run's hyperparameters next to the measurements, so a check can ``groupby(["batch_size", "lr"])`` directly.
+
+Float columns are float64, where NULL ("not measured") and NaN (e.g. a diverged loss) both read as NaN; pass
+``keep_null=True`` to get pandas ``Float64`` columns instead, where NULL is ``<NA>`` and NaN stays NaN.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session, joinedload
+
+from db.errors import AmbiguousRun, UnknownRun, UnknownStudy
+from db.models import POINT_METRICS, RUN_HPARAMS, RUN_STATUSES, Diagnostic, Point, Run, Study, Verdict
+from db.types import PortableFloat
+
+__all__ = [
+    "RENAMED_POINT_COLUMNS",
+    "resolve_study",
+    "list_studies",
+    "runs_frame",
+    "runs_with_final",
+    "points_frame",
+    "diagnostics_frame",
+    "verdicts_frame",
+    "get_run",
+]
+
+Bind = Engine | Connection
+StudyRef = str | int | Study
+
+RENAMED_POINT_COLUMNS = {"lr": "lr_t", "weight_decay": "weight_decay_t"}
+"""Point columns renamed in :func:`points_frame`: the scheduled value at the step, beside the run's base value."""
+
+_RUN_KEYS = ("run_id", "trial_id", "status", *RUN_HPARAMS)
+
+
+@contextmanager
+def _connect(bind: Bind) -> Iterator[Connection]:
+    if isinstance(bind, Connection):
+        yield bind
+    else:
+        with bind.connect() as conn:
+            yield conn
+
+
+def _frame(conn: Connection, stmt: sa.Select[Any], keep_null: bool) -> pd.DataFrame:
+    result = conn.execute(stmt)
+    columns = list(result.keys())
+    rows = result.all()
+    df = pd.DataFrame.from_records(rows, columns=columns, coerce_float=False)
+    float_cols = [c.name for c in stmt.selected_columns if isinstance(c.type, PortableFloat)]
+    for name in float_cols:
+        if keep_null:
+            i = columns.index(name)
+            values = [row[i] for row in rows]
+            mask = np.array([v is None for v in values], dtype=bool)
+            data = np.array([0.0 if v is None else v for v in values], dtype=float)
+            df[name] = pd.arrays.FloatingArray(data, mask)
+        else:
+            df[name] = df[name].astype(float)
+    return df
+
+
+def resolve_study(bind: Bind, study: StudyRef) -> int:
+    """The id of a study given by name, id or object; :class:`~db.errors.UnknownStudy` if there is none."""
+    if isinstance(study, Study):
+        return study.id
+    with _connect(bind) as conn:
+        if isinstance(study, int):
+            found = conn.scalar(sa.select(Study.id).where(Study.id == study))
+            if found is None:
+                raise UnknownStudy(f"no study with id {study}")
+            return found
+        found = conn.scalar(sa.select(Study.id).where(Study.name == study))
+        if found is None:
+            names = conn.scalars(sa.select(Study.name).order_by(Study.id.desc()).limit(10)).all()
+            known = f"; known studies: {', '.join(names)}" if names else "; the database has no studies yet"
+            raise UnknownStudy(f"no study named {study!r}{known}")
+        return found
+
+
+def list_studies(bind: Bind) -> pd.DataFrame:
+    """One row per study (oldest first): its columns except the spec, ``n_runs`` and ``n_<status>`` counts."""
+    cols = [c for c in Study.__table__.columns if c.name != "spec"]
+    with _connect(bind) as conn:
+        studies = _frame(conn, sa.select(*cols).order_by(Study.id), keep_null=False)
+        counts = conn.execute(
+            sa.select(Run.study_id, Run.status, sa.func.count()).group_by(Run.study_id, Run.status)
+        ).all()
+    table = {(sid, status): n for sid, status, n in counts}
+    studies["n_runs"] = [sum(n for (sid, _), n in table.items() if sid == i) for i in studies["id"]]
+    for status in RUN_STATUSES:
+        studies[f"n_{status}"] = [table.get((i, status), 0) for i in studies["id"]]
+    return studies
+
+
+def runs_frame(
+    bind: Bind, study: StudyRef, *, status: str | Sequence[str] | None = None, keep_null: bool = False
+) -> pd.DataFrame:
+    """The runs of a study, every column of ``runs`` (``id`` as ``run_id``; ``config`` as dicts), by trial index."""
+    with _connect(bind) as conn:
+        study_id = resolve_study(conn, study)
+        cols = [c.label("run_id") if c.name == "id" else c for c in Run.__table__.columns]
+        stmt = sa.select(*cols).where(Run.study_id == study_id).order_by(Run.trial_index, Run.id)
+        if status is not None:
+            stmt = stmt.where(Run.status.in_([status] if isinstance(status, str) else list(status)))
+        return _frame(conn, stmt, keep_null)
+
+
+def _final_metric(metric: str) -> sa.ScalarSelect[Any]:
+    """The run's last measured (non-NULL) value of a point column, as a correlated scalar subquery."""
+    column = getattr(Point, metric)
+    return (
+        sa.select(column)
+        .where(Point.run_id == Run.id, column.is_not(None))
+        .order_by(Point.step.desc())
+        .limit(1)
+        .correlate(Run)
+        .scalar_subquery()
+    )
+
+
+def _filterable(expr: Any) -> Any:
+    """A column as the ``--where`` parser should see it: portable floats typed as plain doubles."""
+    return sa.type_coerce(expr, sa.Double()) if isinstance(expr.type, PortableFloat) else expr
+
+
+def runs_with_final(bind: Bind, study: StudyRef, *, where: str | None = None, keep_null: bool = False) -> pd.DataFrame:
+    """:func:`runs_frame` plus ``final_<metric>`` for each point column: its value at the run's last step where
+    it was measured (NULL if never).
+
+    ``where`` is a filter in the ``--where`` language of :mod:`db.where` over the run columns (``run_id`` for the
+    id) and the ``final_<metric>`` columns, e.g. ``"status = 'completed' and final_test_acc > 0.9"``; it is parsed
+    into SQLAlchemy expressions (never pasted into SQL) and raises :class:`db.where.WhereError` when invalid.
+    """
+    run_cols = [c.label("run_id") if c.name == "id" else c for c in Run.__table__.columns]
+    finals = {f"final_{m}": _final_metric(m) for m in POINT_METRICS}
+    with _connect(bind) as conn:
+        study_id = resolve_study(conn, study)
+        stmt = (
+            sa.select(*run_cols, *(q.label(name) for name, q in finals.items()))
+            .where(Run.study_id == study_id)
+            .order_by(Run.trial_index, Run.id)
+        )
+        if where is not None and where.strip():
+            from db.where import parse_where
+
+            names: dict[str, Any] = {c.name: _filterable(c) for c in Run.__table__.columns if c.name != "id"}
+            names["run_id"] = Run.id
+            names.update({name: sa.type_coerce(q, sa.Double()) for name, q in finals.items()})
+            stmt = stmt.where(parse_where(where, names))
+        df = _frame(conn, stmt, keep_null)
+    for name in finals:  # typed PortableFloat through the subquery; make the dtype explicit when all are NULL
+        if not keep_null:
+            df[name] = df[name].astype(float)
+    return df
+
+
+def _run_columns() -> list[Any]:
+    return [Run.id.label("run_id"), Run.trial_id, Run.status, *(getattr(Run, k) for k in RUN_HPARAMS)]
+
+
+def points_frame(
+    bind: Bind,
+    study: StudyRef,
+    run_ids: Sequence[int] | None = None,
+    *,
+    metrics: Sequence[str] | None = None,
+    keep_null: bool = False,
+) -> pd.DataFrame:
+    """Trajectory points of a study's runs joined with each run's ``trial_id``, ``status`` and hyperparameters.
+
+    Columns: ``run_id, trial_id, status, <RUN_HPARAMS>, step, <metrics>`` where the point columns ``lr`` and
+    ``weight_decay`` (the scheduled values at that step) are named ``lr_t`` and ``weight_decay_t``; ``lr`` and
+    ``weight_decay`` are the run's base values. ``metrics`` picks point columns (default: all 13).
+    """
+    chosen = list(POINT_METRICS if metrics is None else metrics)
+    unknown = set(chosen) - set(POINT_METRICS)
+    if unknown:
+        raise ValueError(f"unknown point columns {sorted(unknown)}; known: {', '.join(POINT_METRICS)}")
+    point_cols = [getattr(Point, m).label(RENAMED_POINT_COLUMNS.get(m, m)) for m in chosen]
+    with _connect(bind) as conn:
+        study_id = resolve_study(conn, study)
+        stmt = (
+            sa.select(*_run_columns(), Point.step, *point_cols)
+            .join(Run, Run.id == Point.run_id)
+            .where(Run.study_id == study_id)
+            .order_by(Point.run_id, Point.step)
+        )
+        if run_ids is not None:
+            stmt = stmt.where(Point.run_id.in_([int(r) for r in run_ids]))
+        return _frame(conn, stmt, keep_null)
+
+
+def _load_npy(payload: bytes | None) -> np.ndarray | None:
+    return None if payload is None else np.load(io.BytesIO(payload), allow_pickle=False)
+
+
+def diagnostics_frame(
+    bind: Bind,
+    study: StudyRef,
+    kind: str | Sequence[str] | None = None,
+    run_ids: Sequence[int] | None = None,
+    *,
+    expand_summary: bool = True,
+    decode_payload: bool = False,
+    keep_null: bool = False,
+) -> pd.DataFrame:
+    """Diagnostics of a study's runs (optionally of some kinds / runs), joined with the runs' hyperparameters.
+
+    Columns: ``run_id, trial_id, status, <RUN_HPARAMS>, step, kind, wall_seconds, value, summary, payload``. With
+    ``expand_summary`` the summary dicts become columns ``summary.<key>`` (missing keys NaN) instead of ``summary``;
+    with ``decode_payload`` the ``.npy`` payloads become numpy arrays.
+    """
+    with _connect(bind) as conn:
+        study_id = resolve_study(conn, study)
+        stmt = (
+            sa.select(
+                *_run_columns(),
+                Diagnostic.step,
+                Diagnostic.kind,
+                Diagnostic.wall_seconds,
+                Diagnostic.value,
+                Diagnostic.summary,
+                Diagnostic.payload,
+            )
+            .join(Run, Run.id == Diagnostic.run_id)
+            .where(Run.study_id == study_id)
+            .order_by(Diagnostic.run_id, Diagnostic.kind, Diagnostic.step)
+        )
+        if kind is not None:
+            stmt = stmt.where(Diagnostic.kind.in_([kind] if isinstance(kind, str) else list(kind)))
+        if run_ids is not None:
+            stmt = stmt.where(Diagnostic.run_id.in_([int(r) for r in run_ids]))
+        df = _frame(conn, stmt, keep_null)
+    if decode_payload:
+        df["payload"] = [_load_npy(p) for p in df["payload"]]
+    if expand_summary:
+        summaries = pd.DataFrame.from_records([s or {} for s in df["summary"]], index=df.index)
+        summaries.columns = [f"summary.{c}" for c in summaries.columns]
+        df = pd.concat([df.drop(columns="summary"), summaries], axis=1)
+    return df
+
+
+def verdicts_frame(bind: Bind, study: StudyRef, check: str | None = None) -> pd.DataFrame:
+    """The verdicts recorded for a study (optionally of one check), oldest first."""
+    with _connect(bind) as conn:
+        study_id = resolve_study(conn, study)
+        stmt = sa.select(*Verdict.__table__.columns).where(Verdict.study_id == study_id).order_by(Verdict.id)
+        if check is not None:
+            stmt = stmt.where(Verdict.check == check)
+        return _frame(conn, stmt, keep_null=False)
+
+
+def get_run(bind: Bind, run: int | str, study: StudyRef | None = None) -> Run:
+    """One run by id (``int``) or trial id (``str``, unique within a study: give ``study`` when it repeats).
+
+    Returns a detached :class:`~db.models.Run` with ``run.study`` loaded (``run.as_dict()`` for plain values).
+    Raises :class:`~db.errors.UnknownRun` or :class:`~db.errors.AmbiguousRun`.
+    """
+    with _connect(bind) as conn, Session(bind=conn, expire_on_commit=False) as session:
+        stmt = sa.select(Run).options(joinedload(Run.study))
+        if isinstance(run, int):
+            found = session.scalars(stmt.where(Run.id == run)).all()
+            what = f"id {run}"
+        else:
+            stmt = stmt.where(Run.trial_id == run)
+            if study is not None:
+                stmt = stmt.where(Run.study_id == resolve_study(conn, study))
+            found = session.scalars(stmt).all()
+            what = f"trial id {run!r}" + (f" in study {study!r}" if study is not None else "")
+        if not found:
+            raise UnknownRun(f"no run with {what}")
+        if len(found) > 1:
+            names = ", ".join(sorted(r.study.name for r in found))
+            raise AmbiguousRun(f"trial id {run!r} is in several studies ({names}); name the study")
+        session.expunge_all()
+        return found[0]

@@ -1,0 +1,469 @@
+"""The write path of the driver's Tune callback: batched, idempotent writes of studies, runs, points, diagnostics.
+
+Idempotence is what makes retries and resumes safe: :func:`ensure_study` and :func:`ensure_runs` return what is
+there already; :func:`write_points` and :func:`write_diagnostics` insert with ``ON CONFLICT DO NOTHING`` on the
+primary key ``(run_id, step)`` / ``(run_id, step, kind)``, so a step reported twice (a trial restored from a
+checkpoint, a driver resumed with ``Tuner.restore``) is neither duplicated nor changed.
+
+None of these functions commits: the caller owns the transaction (``with Session(engine) as s, s.begin(): ...`` or
+``with engine.begin() as conn: ...``). The bulk writers also take an Engine, and then commit their own transaction.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from importlib import metadata
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session
+
+from db.errors import StudySpecMismatch, UnknownRun, UnknownStudy
+from db.models import (
+    POINT_METRICS,
+    RUN_STATUSES,
+    STUDY_STATUSES,
+    VERDICT_VALUES,
+    Diagnostic,
+    Run,
+    Study,
+    Verdict,
+)
+from db.types import encode_json, float_binder
+
+__all__ = [
+    "POINT_KEYS",
+    "DIAGNOSTIC_KEYS",
+    "spec_hash",
+    "run_columns",
+    "ensure_study",
+    "update_study",
+    "ensure_runs",
+    "update_run",
+    "write_points",
+    "write_diagnostics",
+    "add_verdict",
+]
+
+POINT_KEYS = frozenset(("step", *POINT_METRICS))
+"""Keys a point dict may have: ``step`` (required) and the metric columns of ``points``."""
+DIAGNOSTIC_KEYS = frozenset(("step", "kind", "wall_seconds", "value", "summary", "payload"))
+"""Keys a diagnostic dict may have: ``step`` and ``kind`` (required), the rest optional."""
+
+CHUNK_ROWS = 1000
+"""Rows per multi-row INSERT on SQLite (15 parameters a point row: under SQLite's 32766-parameter limit)."""
+
+Target = Connection | Session | Engine
+
+_POINT_COLUMNS = ("run_id", "step", *POINT_METRICS)
+_RUNS = cast(sa.Table, Run.__table__)
+_DIAGNOSTICS = cast(sa.Table, Diagnostic.__table__)
+
+_RUN_FIXED = frozenset(("id", "study_id", "trial_id"))
+_RUN_UPDATABLE = frozenset(c.key for c in Run.__table__.columns) - _RUN_FIXED
+_STUDY_UPDATABLE = frozenset(c.key for c in Study.__table__.columns) - {"id", "name"}
+
+
+# ------------------------------------------------------------------------------------------------ studies
+
+
+def _plain(obj: Any) -> Any:
+    """A pydantic model (or anything with ``model_dump``) as JSON data; mappings and lists as they are."""
+    dump = getattr(obj, "model_dump", None)
+    return dump(mode="json") if dump is not None else obj
+
+
+def spec_hash(spec: Mapping[str, Any] | Any) -> str:
+    """SHA-256 of the spec's canonical JSON (sorted keys, no whitespace): equal specs, equal hashes."""
+    canonical = json.dumps(encode_json(_plain(spec)), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _package_version() -> str:
+    try:
+        return metadata.version("sweeper")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def ensure_study(
+    session: Session,
+    name: str,
+    spec: Mapping[str, Any] | Any,
+    *,
+    package_version: str | None = None,
+    git_commit: str | None = None,
+    status: str = "running",
+    ray_nodes: int | None = None,
+    ray_cpus: float | None = None,
+    ray_gpus: float | None = None,
+) -> Study:
+    """The study called ``name``, created if missing (flushed, not committed).
+
+    ``spec`` is a dict or a pydantic model. An existing study must have the same spec (by :func:`spec_hash`), else
+    :class:`~db.errors.StudySpecMismatch`; its Ray fields are updated when given, nothing else changes.
+    ``package_version`` defaults to the installed ``sweeper`` version.
+    """
+    if status not in STUDY_STATUSES:
+        raise ValueError(f"study status {status!r} is not one of {', '.join(STUDY_STATUSES)}")
+    plain = encode_json(_plain(spec))
+    digest = spec_hash(plain)
+    study = session.scalar(sa.select(Study).where(Study.name == name))
+    ray = {k: v for k, v in (("ray_nodes", ray_nodes), ("ray_cpus", ray_cpus), ("ray_gpus", ray_gpus)) if v is not None}
+    if study is not None:
+        if study.spec_hash != digest:
+            raise StudySpecMismatch(
+                f"study {name!r} already exists with a different spec (hash {study.spec_hash[:12]}, this one "
+                f"{digest[:12]}); resume it with its original spec or choose another name"
+            )
+        for key, value in ray.items():
+            setattr(study, key, value)
+        session.flush()
+        return study
+    study = Study(
+        name=name,
+        spec=plain,
+        spec_hash=digest,
+        package_version=package_version or _package_version(),
+        git_commit=git_commit,
+        status=status,
+        **ray,
+    )
+    session.add(study)
+    session.flush()
+    return study
+
+
+def update_study(session: Session, study_id: int, **fields: Any) -> None:
+    """Set columns of a study (e.g. ``status="completed"``, ``ray_gpus=8``); unknown names raise ValueError."""
+    unknown = set(fields) - _STUDY_UPDATABLE
+    if unknown:
+        raise ValueError(
+            f"cannot update studies.{', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_STUDY_UPDATABLE))}"
+        )
+    if "status" in fields and fields["status"] not in STUDY_STATUSES:
+        raise ValueError(f"study status {fields['status']!r} is not one of {', '.join(STUDY_STATUSES)}")
+    if not fields:
+        return
+    result = session.execute(sa.update(Study).where(Study.id == study_id).values(**fields))
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        raise UnknownStudy(f"no study with id {study_id}")
+
+
+# --------------------------------------------------------------------------------------------------- runs
+
+
+def _lookup(config: Mapping[str, Any], key: str, *nested: str) -> Any:
+    """``config[key]``, else ``config[n][key]`` for the first mapping ``n`` in ``nested`` that has it."""
+    if key in config:
+        return config[key]
+    for outer in nested:
+        inner = config.get(outer)
+        if isinstance(inner, Mapping) and key in inner:
+            return inner[key]
+    return None
+
+
+def _name(config: Mapping[str, Any], *keys: str) -> Any:
+    """A component name: ``config[k]`` if a string, else ``config[k]["name"]``, for the first key present."""
+    for key in keys:
+        value = config.get(key)
+        if isinstance(value, Mapping):
+            return value.get("name")
+        if value is not None:
+            return value
+    return None
+
+
+def run_columns(config: Mapping[str, Any] | Any, index: int | None = None) -> dict[str, Any]:
+    """The ``runs`` columns of one trial config (a dict or pydantic model).
+
+    Read from the config: ``trial_id`` (required); ``trial_index`` (else ``index``); ``optimizer``, ``model`` and
+    ``dataset`` (or ``data``), each a name or a mapping with ``name``; ``batch_size``, ``lr``, ``weight_decay``,
+    ``svag_l``, ``seed`` at the top level; ``momentum``, ``beta1``, ``beta2``, ``eps`` at the top level or in the
+    ``optimizer`` mapping; ``scaling_rule`` and ``kappa`` at the top level or as ``rule``/``kappa`` in a ``scaling``
+    mapping. Missing required values raise ValueError naming the trial and the key.
+    """
+    config = _plain(config)
+    if not isinstance(config, Mapping):
+        raise TypeError(f"a trial config must be a mapping or a pydantic model, not {type(config).__name__}")
+    trial_id = config.get("trial_id")
+    if trial_id is None:
+        raise ValueError(f"trial config has no 'trial_id': {sorted(config)}")
+    trial_index = config.get("trial_index", index)
+    scaling_raw = config.get("scaling")
+    scaling: Mapping[str, Any] = scaling_raw if isinstance(scaling_raw, Mapping) else {}
+    cols: dict[str, Any] = {
+        "trial_id": str(trial_id),
+        "trial_index": trial_index,
+        "optimizer": _name(config, "optimizer"),
+        "model": _name(config, "model"),
+        "dataset": _name(config, "dataset", "data"),
+        "batch_size": config.get("batch_size"),
+        "lr": config.get("lr"),
+        "weight_decay": config.get("weight_decay"),
+        "svag_l": config.get("svag_l"),
+        "seed": config.get("seed"),
+        "momentum": _lookup(config, "momentum", "optimizer"),
+        "beta1": _lookup(config, "beta1", "optimizer"),
+        "beta2": _lookup(config, "beta2", "optimizer"),
+        "eps": _lookup(config, "eps", "optimizer"),
+        "scaling_rule": config.get("scaling_rule", scaling.get("rule")),
+        "kappa": config.get("kappa", scaling.get("kappa")),
+        "config": encode_json(config),
+    }
+    required = ("trial_index", "optimizer", "model", "dataset", "batch_size", "lr", "weight_decay", "svag_l", "seed")
+    missing = [k for k in required if cols[k] is None]
+    if missing:
+        raise ValueError(f"trial {trial_id}: config lacks {', '.join(missing)}")
+    return cols
+
+
+def ensure_runs(
+    session: Session, study: Study | int, trial_configs: Sequence[Mapping[str, Any] | Any]
+) -> dict[str, int]:
+    """Insert a pending run for each trial config not yet in the study; return ``{trial_id: run_id}`` for all.
+
+    Calling it again with the same (or more) configs inserts nothing twice; existing runs are not changed.
+    """
+    study_id = study if isinstance(study, int) else study.id
+    rows = [run_columns(cfg, i) for i, cfg in enumerate(trial_configs)]
+    ids = [r["trial_id"] for r in rows]
+    if len(set(ids)) != len(ids):
+        dupes = sorted({t for t in ids if ids.count(t) > 1})
+        raise ValueError(f"duplicate trial ids: {', '.join(dupes[:5])}")
+    query = sa.select(Run.trial_id, Run.id).where(Run.study_id == study_id)
+    existing: dict[str, int] = dict(session.execute(query).all())
+    new = [dict(r, study_id=study_id) for r in rows if r["trial_id"] not in existing]
+    if new:
+        session.execute(sa.insert(_RUNS), new)
+        existing = dict(session.execute(query).all())
+    return {t: existing[t] for t in ids}
+
+
+def update_run(session: Session, run_id: int, **fields: Any) -> None:
+    """Set columns of a run, e.g. ``status="running", host=..., started_at=...``.
+
+    Values may be SQL expressions (``attempts=Run.attempts + 1``). Unknown column names (and ``id``, ``study_id``,
+    ``trial_id``) or an invalid status raise ValueError; a missing run raises :class:`~db.errors.UnknownRun`.
+    """
+    unknown = set(fields) - _RUN_UPDATABLE
+    if unknown:
+        raise ValueError(
+            f"cannot update runs.{', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_RUN_UPDATABLE))}"
+        )
+    status = fields.get("status")
+    if isinstance(status, str) and status not in RUN_STATUSES:
+        raise ValueError(f"run status {status!r} is not one of {', '.join(RUN_STATUSES)}")
+    if "config" in fields:
+        fields["config"] = encode_json(_plain(fields["config"]))
+    if not fields:
+        return
+    result = session.execute(sa.update(Run).where(Run.id == run_id).values(**fields))
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        raise UnknownRun(f"no run with id {run_id}")
+
+
+# ------------------------------------------------------------------------------------ points, diagnostics
+
+
+def _insert_ignore(dialect: str, table: sa.Table, rows: list[dict[str, Any]], key: list[str]) -> Any:
+    """``INSERT ... VALUES (...), ... ON CONFLICT (key) DO NOTHING`` in the dialect's own insert construct."""
+    if dialect == "sqlite":
+        return sqlite_insert(table).values(rows).on_conflict_do_nothing(index_elements=key)
+    if dialect == "postgresql":
+        return pg_insert(table).values(rows).on_conflict_do_nothing(index_elements=key)
+    raise NotImplementedError(f"no idempotent insert for dialect {dialect!r} (use sqlite or postgresql)")
+
+
+def _execute_chunks(target: Target, table: sa.Table, rows: list[dict[str, Any]], key: list[str]) -> int:
+    """Insert ``rows`` in multi-row ``INSERT ... ON CONFLICT DO NOTHING`` statements; the number inserted."""
+    if not rows:
+        return 0
+    if isinstance(target, Engine):
+        with target.begin() as conn:
+            return _execute_chunks(conn, table, rows, key)
+    conn = target.connection() if isinstance(target, Session) else target
+    inserted = 0
+    for start in range(0, len(rows), CHUNK_ROWS):
+        stmt = _insert_ignore(conn.dialect.name, table, rows[start : start + CHUNK_ROWS], key)
+        inserted += conn.execute(stmt, execution_options={"preserve_rowcount": True}).rowcount
+    return inserted
+
+
+def _check_keys(item: Mapping[str, Any], allowed: frozenset[str], required: Iterable[str], what: str) -> None:
+    unknown = item.keys() - allowed
+    if unknown:
+        raise ValueError(f"unknown {what} keys {sorted(unknown)}; allowed: {', '.join(sorted(allowed))}")
+    for k in required:
+        if item.get(k) is None:
+            raise ValueError(f"a {what} needs {k!r}: {dict(item)!r}")
+
+
+@functools.lru_cache(maxsize=16)
+def _sqlite_points_sql(n_rows: int) -> str:
+    """``INSERT INTO points (...) VALUES (?, ...), ... ON CONFLICT (run_id, step) DO NOTHING`` for ``n_rows``.
+
+    Built once per row count: SQLAlchemy compiles a multi-row ``insert().values([...])`` afresh on every call (the
+    rows are part of its structure), which costs more than SQLite's own work.
+    """
+    row = "(" + ", ".join(["?"] * len(_POINT_COLUMNS)) + ")"
+    return (
+        f"INSERT INTO points ({', '.join(_POINT_COLUMNS)}) VALUES {', '.join([row] * n_rows)} "
+        "ON CONFLICT (run_id, step) DO NOTHING"
+    )
+
+
+_PG_POINTS_SQL = (
+    f"INSERT INTO points ({', '.join(_POINT_COLUMNS)}) "
+    f"SELECT %s::integer, u.* FROM unnest(%s::integer[], {', '.join(['%s::float8[]'] * len(POINT_METRICS))}) AS u "
+    "ON CONFLICT (run_id, step) DO NOTHING"
+)
+"""One multi-row INSERT whose rows come from 14 array parameters, however many rows: psycopg re-parses a query
+with thousands of placeholders on every call, and dumps long lists element by element; array literals built here
+from ``repr`` (exact for floats; ``nan``/``inf`` are valid float8 input) are ~3× faster."""
+
+
+def _pg_array(values: Iterable[Any]) -> str:
+    return "{" + ",".join(["NULL" if v is None else repr(v) for v in values]) + "}"
+
+
+def _point_rows(points: Sequence[Mapping[str, Any]], to_float: Any) -> tuple[list[int], list[list[Any]]]:
+    """Validated steps and metric rows (floats converted by ``to_float``, None kept)."""
+    steps: list[int] = []
+    rows: list[list[Any]] = []
+    for p in points:
+        if not POINT_KEYS.issuperset(p.keys()) or p.get("step") is None:
+            _check_keys(p, POINT_KEYS, ("step",), "point")
+        steps.append(int(p["step"]))
+        rows.append([None if (v := p.get(m)) is None else to_float(v) for m in POINT_METRICS])
+    return steps, rows
+
+
+def write_points(target: Target, run_id: int, points: Sequence[Mapping[str, Any]]) -> int:
+    """Insert trajectory points of one run; steps already stored are skipped, not changed.
+
+    Each point is a dict with ``step`` (int) and any of :data:`db.models.POINT_METRICS` (float, NaN/±inf allowed,
+    missing or None = not measured); other keys raise ValueError before anything is written. The rows go in one
+    multi-row ``INSERT ... ON CONFLICT (run_id, step) DO NOTHING`` (SQLite: ``VALUES`` lists of
+    :data:`CHUNK_ROWS` rows; PostgreSQL: ``SELECT ... FROM unnest(arrays)``). Returns the number inserted.
+    """
+    if not points:
+        return 0
+    if isinstance(target, Engine):
+        with target.begin() as conn:
+            return write_points(conn, run_id, points)
+    conn = target.connection() if isinstance(target, Session) else target
+    dialect = conn.dialect.name
+    steps, rows = _point_rows(points, float_binder(dialect))
+    run_id = int(run_id)
+    opts = {"preserve_rowcount": True}
+    inserted = 0
+    if dialect == "sqlite":
+        for start in range(0, len(rows), CHUNK_ROWS):
+            params: list[Any] = []
+            for step, row in zip(steps[start : start + CHUNK_ROWS], rows[start : start + CHUNK_ROWS]):
+                params.append(run_id)
+                params.append(step)
+                params.extend(row)
+            sql = _sqlite_points_sql(min(CHUNK_ROWS, len(rows) - start))
+            inserted += conn.exec_driver_sql(sql, tuple(params), execution_options=opts).rowcount
+    elif dialect == "postgresql":
+        columns = [_pg_array(c) for c in zip(*rows)]
+        params_pg = (run_id, _pg_array(steps), *columns)
+        inserted += conn.exec_driver_sql(_PG_POINTS_SQL, params_pg, execution_options=opts).rowcount
+    else:  # pragma: no cover
+        raise NotImplementedError(f"write_points supports sqlite and postgresql, not {dialect}")
+    return inserted
+
+
+def _npy_bytes(payload: Any) -> bytes | None:
+    if payload is None or isinstance(payload, bytes):
+        return payload
+    if isinstance(payload, (bytearray, memoryview)):
+        return bytes(payload)
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(payload), allow_pickle=False)
+    return buf.getvalue()
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _scalar_summary(summary: Mapping[str, Any] | None, where: str) -> dict[str, Any] | None:
+    if summary is None:
+        return None
+    if not isinstance(summary, Mapping):
+        raise ValueError(f"{where}: summary must be a mapping of scalars, not {type(summary).__name__}")
+    out: dict[str, Any] = {}
+    for k, v in summary.items():
+        if not isinstance(v, _SCALARS):
+            item = getattr(v, "item", None)  # numpy scalar
+            if item is None or getattr(v, "ndim", 0) != 0:
+                raise ValueError(f"{where}: summary[{k!r}] is not a scalar ({type(v).__name__}); put arrays in payload")
+            v = item()
+        out[str(k)] = v
+    return out
+
+
+def write_diagnostics(target: Target, run_id: int, diagnostics: Sequence[Mapping[str, Any]]) -> int:
+    """Insert diagnostics of one run; ``(step, kind)`` pairs already stored are skipped, not changed.
+
+    Each is a dict with ``step`` and ``kind`` and optionally ``wall_seconds`` (its cost), ``value`` (the headline
+    scalar), ``summary`` (a mapping of scalars) and ``payload`` (bytes, or an array stored as ``.npy`` bytes). Other
+    keys raise ValueError. Returns the number inserted.
+    """
+    rows: list[dict[str, Any]] = []
+    for d in diagnostics:
+        _check_keys(d, DIAGNOSTIC_KEYS, ("step", "kind"), "diagnostic")
+        where = f"diagnostic {d['kind']!r} at step {d['step']}"
+        rows.append(
+            {
+                "run_id": run_id,
+                "step": int(d["step"]),
+                "kind": str(d["kind"]),
+                "wall_seconds": d.get("wall_seconds"),
+                "value": d.get("value"),
+                "summary": _scalar_summary(d.get("summary"), where),
+                "payload": _npy_bytes(d.get("payload")),
+            }
+        )
+    return _execute_chunks(target, _DIAGNOSTICS, rows, ["run_id", "step", "kind"])
+
+
+# ----------------------------------------------------------------------------------------------- verdicts
+
+
+def add_verdict(
+    session: Session,
+    study: Study | int,
+    check: str,
+    verdict: str,
+    *,
+    statistic: float | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    evidence: Mapping[str, Any] | None = None,
+) -> Verdict:
+    """Record the outcome of a check on a study (flushed, not committed)."""
+    if verdict not in VERDICT_VALUES:
+        raise ValueError(f"verdict {verdict!r} is not one of {', '.join(VERDICT_VALUES)}")
+    row = Verdict(
+        study_id=study if isinstance(study, int) else study.id,
+        check=check,
+        verdict=verdict,
+        statistic=None if statistic is None else float(statistic),
+        parameters=encode_json(dict(parameters or {})),
+        evidence=None if evidence is None else encode_json(_plain(evidence)),
+    )
+    session.add(row)
+    session.flush()
+    return row

@@ -1,0 +1,103 @@
+"""Migrations: upgrade from empty, downgrade/upgrade round trip, models == migrations, cwd independence."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+
+from db import migrate
+from db.engine import make_engine
+from db.models import Base
+
+REPO = Path(__file__).resolve().parents[2]
+TABLES = {"studies", "runs", "points", "diagnostics", "verdicts"}
+
+
+def tables(url: str) -> set[str]:
+    engine = make_engine(url)
+    try:
+        return set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_from_empty(db_url: str) -> None:
+    assert migrate.current(db_url) is None
+    migrate.upgrade(db_url)
+    assert migrate.current(db_url) == migrate.head() == "0001"
+    assert tables(db_url) == TABLES | {migrate.VERSION_TABLE}
+    migrate.upgrade(db_url)  # at head already: a no-op
+    assert migrate.current(db_url) == migrate.head()
+
+
+def test_downgrade_to_base_and_back(db_url: str) -> None:
+    migrate.upgrade(db_url)
+    migrate.downgrade(db_url, "base")
+    assert migrate.current(db_url) is None
+    assert tables(db_url) & TABLES == set()
+    migrate.upgrade(db_url, "head")
+    assert migrate.current(db_url) == migrate.head()
+    assert TABLES <= tables(db_url)
+
+
+def test_models_match_migrations(db_url: str) -> None:
+    migrate.upgrade(db_url)
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            ctx = MigrationContext.configure(conn, opts={"compare_type": True, "version_table": migrate.VERSION_TABLE})
+            assert compare_metadata(ctx, Base.metadata) == []
+
+            # the comparison is not vacuous: a column the migrations lack is reported
+            extra = sa.MetaData()
+            for table in Base.metadata.sorted_tables:
+                table.to_metadata(extra)
+            extra.tables["points"].append_column(sa.Column("sharpness", sa.Double()))
+            diff = compare_metadata(ctx, extra)
+            assert [d[0] for d in diff] == ["add_column"] and diff[0][3].name == "sharpness"
+
+        # compare_metadata ignores CHECK constraints and FK names: compare constraint names directly
+        inspector = sa.inspect(engine)
+        for table in Base.metadata.sorted_tables:
+            for kind, reflect in (
+                (sa.CheckConstraint, inspector.get_check_constraints),
+                (sa.ForeignKeyConstraint, inspector.get_foreign_keys),
+                (sa.UniqueConstraint, inspector.get_unique_constraints),
+            ):
+                expected = {c.name for c in table.constraints if type(c) is kind}
+                assert {c["name"] for c in reflect(table.name)} == expected, (table.name, kind.__name__)
+    finally:
+        engine.dispose()
+
+
+def test_migrations_do_not_depend_on_cwd(sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    migrate.upgrade(sqlite_url)
+    assert migrate.current(sqlite_url) == migrate.head()
+
+
+def test_alembic_ini_at_repo_root(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The alembic CLI configuration (run from the repository root) reaches the same migrations."""
+    monkeypatch.chdir(REPO)
+    cfg = Config(str(REPO / "alembic.ini"), attributes={"configure_logger": False})  # leave pytest's logging be
+    assert cfg.get_main_option("script_location") == "db/alembic"
+    cfg.cmd_opts = argparse.Namespace(x=[f"db={sqlite_url}"])
+    command.upgrade(cfg, "head")
+    assert migrate.current(sqlite_url) == migrate.head()
+
+
+def test_sqlite_foreign_keys_back_on_after_migrating(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url, poolclass=sa.pool.StaticPool)  # one connection: the one migrated
+    try:
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    finally:
+        engine.dispose()

@@ -1,0 +1,146 @@
+"""The read API: DataFrames of studies, runs, points and diagnostics; clear errors for unknown names."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from db import queries, writer
+from db.errors import AmbiguousRun, UnknownRun, UnknownStudy
+from db.models import POINT_METRICS, RUN_HPARAMS
+
+NAN = float("nan")
+
+
+@pytest.fixture
+def filled(engine: Engine, study: dict, make_config: Callable[..., dict]) -> dict:
+    """The demo study with points for runs 0 and 1, diagnostics for run 0, run 1 completed; and a second study."""
+    runs = study["runs"]
+    for i, trial in enumerate(("trial-000", "trial-001")):
+        points = [{"step": s, "train_loss": 1.0 / (s + 1) + i, "lr": 0.5 * (i + 1), "epoch": s / 10} for s in range(5)]
+        writer.write_points(engine, runs[trial], points)
+    writer.write_diagnostics(
+        engine,
+        runs["trial-000"],
+        [
+            {"step": 0, "kind": "sharpness", "value": 2.0, "summary": {"iters": 10}},
+            {"step": 4, "kind": "sharpness", "value": 3.0, "summary": {"iters": 12, "converged": True}},
+            {"step": 4, "kind": "spectrum", "payload": np.arange(3.0)},
+        ],
+    )
+    with Session(engine) as session, session.begin():
+        writer.update_run(session, runs["trial-001"], status="completed")
+        other = writer.ensure_study(session, "other", {"name": "other"})
+        writer.ensure_runs(session, other, [make_config(0)])  # same trial id as in "demo"
+    return study
+
+
+def test_list_studies(engine: Engine, filled: dict) -> None:
+    df = queries.list_studies(engine)
+    assert df["name"].tolist() == ["demo", "other"]
+    demo = df.set_index("name").loc["demo"]
+    assert (demo["n_runs"], demo["n_pending"], demo["n_completed"], demo["n_failed"]) == (4, 3, 1, 0)
+    assert "spec" not in df.columns and "created_at" in df.columns
+
+
+def test_runs_frame(engine: Engine, filled: dict) -> None:
+    df = queries.runs_frame(engine, "demo")
+    assert df["trial_id"].tolist() == [f"trial-{i:03d}" for i in range(4)]
+    assert df["run_id"].tolist() == [filled["runs"][t] for t in df["trial_id"]]
+    assert set(RUN_HPARAMS) <= set(df.columns) and {"config", "status", "attempts", "started_at"} <= set(df.columns)
+    assert df["lr"].tolist() == [0.01, 0.01, 0.02, 0.02] and df["batch_size"].tolist() == [32, 64, 32, 64]
+    assert df["config"].iloc[0]["optimizer"]["name"] == "adam"
+    assert queries.runs_frame(engine, "demo", status="completed")["trial_id"].tolist() == ["trial-001"]
+    assert queries.runs_frame(engine, filled["study_id"]).shape == df.shape  # by id
+
+
+def test_points_frame(engine: Engine, filled: dict) -> None:
+    df = queries.points_frame(engine, "demo")
+    assert len(df) == 10
+    expected = [
+        "run_id",
+        "trial_id",
+        "status",
+        *RUN_HPARAMS,
+        "step",
+        *(queries.RENAMED_POINT_COLUMNS.get(m, m) for m in POINT_METRICS),
+    ]
+    assert df.columns.tolist() == expected
+    first = df[df["trial_id"] == "trial-000"]
+    assert first["step"].tolist() == [0, 1, 2, 3, 4]
+    assert first["train_loss"].tolist() == [1.0 / (s + 1) for s in range(5)]
+    assert set(first["lr_t"]) == {0.5} and set(first["lr"]) == {0.01}  # scheduled value vs run's base lr
+    assert df["test_acc"].isna().all()
+    one = queries.points_frame(engine, "demo", run_ids=[filled["runs"]["trial-001"]], metrics=["train_loss", "lr"])
+    assert one.columns.tolist()[-3:] == ["step", "train_loss", "lr_t"] and set(one["trial_id"]) == {"trial-001"}
+    assert queries.points_frame(engine, "other").empty
+    with pytest.raises(ValueError, match="unknown point columns"):
+        queries.points_frame(engine, "demo", metrics=["loss"])
+
+
+def test_diagnostics_frame(engine: Engine, filled: dict) -> None:
+    df = queries.diagnostics_frame(engine, "demo", decode_payload=True)
+    assert df[["kind", "step"]].values.tolist() == [["sharpness", 0], ["sharpness", 4], ["spectrum", 4]]
+    assert df["value"].tolist()[:2] == [2.0, 3.0] and np.isnan(df["value"].iloc[2])
+    assert df["summary.iters"].tolist()[:2] == [10, 12] and df["summary.converged"].iloc[1] == True  # noqa: E712
+    assert np.array_equal(df["payload"].iloc[2], np.arange(3.0)) and df["payload"].iloc[0] is None
+    assert (df["optimizer"] == "adam").all() and "summary" not in df.columns
+    sharp = queries.diagnostics_frame(engine, "demo", kind="sharpness", expand_summary=False)
+    assert len(sharp) == 2 and sharp["summary"].iloc[0] == {"iters": 10}
+
+
+def test_verdicts_frame(engine: Engine, filled: dict) -> None:
+    with Session(engine) as session, session.begin():
+        writer.add_verdict(session, filled["study_id"], "sde_scaling", "INCONCLUSIVE", parameters={"tol": 0.1})
+    df = queries.verdicts_frame(engine, "demo")
+    assert df[["check", "verdict"]].values.tolist() == [["sde_scaling", "INCONCLUSIVE"]]
+    assert df["parameters"].iloc[0] == {"tol": 0.1}
+
+
+def test_get_run(engine: Engine, filled: dict) -> None:
+    run_id = filled["runs"]["trial-001"]
+    run = queries.get_run(engine, run_id)
+    assert run.trial_id == "trial-001" and run.status == "completed" and run.study.name == "demo"
+    assert queries.get_run(engine, "trial-001").id == run_id  # unique trial id
+    assert queries.get_run(engine, "trial-000", study="other").study.name == "other"
+    assert run.as_dict()["lr"] == 0.01
+    with pytest.raises(AmbiguousRun, match="demo, other"):
+        queries.get_run(engine, "trial-000")
+    with pytest.raises(UnknownRun):
+        queries.get_run(engine, 999_999)
+    with pytest.raises(UnknownRun, match="'nope'"):
+        queries.get_run(engine, "nope")
+
+
+def test_unknown_study(engine: Engine, filled: dict) -> None:
+    with pytest.raises(UnknownStudy, match="no study named 'dmeo'; known studies: other, demo"):
+        queries.runs_frame(engine, "dmeo")
+    with pytest.raises(UnknownStudy, match="no study with id 777"):
+        queries.points_frame(engine, 777)
+    with pytest.raises(LookupError):
+        queries.diagnostics_frame(engine, "missing")
+
+
+def test_runs_with_final(engine: Engine, filled: dict) -> None:
+    runs = filled["runs"]
+    writer.write_points(engine, runs["trial-000"], [{"step": 9, "test_acc": 0.75}, {"step": 10, "train_loss": NAN}])
+    df = queries.runs_with_final(engine, "demo")
+    assert df["trial_id"].tolist() == [f"trial-{i:03d}" for i in range(4)]
+    assert {f"final_{m}" for m in POINT_METRICS} <= set(df.columns) and "config" in df.columns
+    first = df.iloc[0]
+    assert np.isnan(first["final_train_loss"])  # the last measured value: NaN (diverged), not an older one
+    assert first["final_test_acc"] == 0.75 and first["final_epoch"] == 0.4  # last non-NULL of each column
+    assert df.iloc[1]["final_train_loss"] == 1.0 + 1.0 / 5 and np.isnan(df.iloc[2]["final_train_loss"])
+    kept = queries.runs_with_final(engine, "demo", keep_null=True)
+    assert kept["final_train_loss"].isna().tolist() == [False, False, True, True]  # NaN vs <NA> (no points)
+
+    picked = queries.runs_with_final(engine, "demo", where="final_train_loss < 1.5 or (lr >= 0.02 and batch_size = 64)")
+    assert picked["trial_id"].tolist() == ["trial-001", "trial-003"]
+    done = queries.runs_with_final(engine, "demo", where="status = 'completed' and run_id > 0")
+    assert done["trial_id"].tolist() == ["trial-001"]
+    with pytest.raises(ValueError, match="final_train_los"):
+        queries.runs_with_final(engine, "demo", where="final_train_los < 1")
