@@ -1,0 +1,46 @@
+"""`sweeper db upgrade|current`: the schema's Alembic revision."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from cli.options import DbOption, JsonOption
+from cli.output import fail, print_json
+
+app = typer.Typer(no_args_is_help=True)
+
+
+@app.command()
+def upgrade(db: Optional[str] = DbOption) -> None:
+    """Create the database or migrate it to this version's schema (safe to repeat)."""
+    from db import migrate
+    from db.engine import redact, resolve_url
+
+    url = resolve_url(db)
+    try:
+        before = migrate.current(url)
+        migrate.upgrade(url)
+    except Exception as exc:  # a database that cannot be reached or migrated: one line, no URL password
+        fail(f"cannot upgrade {redact(url)}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+    typer.echo(f"{redact(url)}: {before or 'empty'} → {migrate.head()}")
+
+
+@app.command()
+def current(db: Optional[str] = DbOption, json_out: bool = JsonOption) -> None:
+    """Print the database's revision and this code's head revision."""
+    from db import migrate
+    from db.engine import redact, resolve_url
+
+    url = resolve_url(db)
+    try:
+        rev = migrate.current(url)
+    except Exception as exc:
+        fail(f"cannot read {redact(url)}: {type(exc).__name__}")
+    head = migrate.head()
+    if json_out:
+        print_json({"database": redact(url), "current": rev, "head": head, "up_to_date": rev == head})
+        return
+    state = "up to date" if rev == head else f"needs `sweeper db upgrade` (head is {head})"
+    typer.echo(f"{redact(url)}: {rev or 'empty'} — {state}")

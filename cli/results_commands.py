@@ -1,0 +1,139 @@
+"""Commands that read results: studies, runs, show, export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from cli.options import DbOption, JsonOption
+from cli.output import fail, print_json
+from cli.tables import print_rows
+
+RUN_SUMMARY = ["run_id", "trial_id", "status", "optimizer", "batch_size", "lr", "weight_decay", "svag_l", "seed",
+               "kappa", "steps_done", "final_train_loss", "final_test_loss", "final_test_acc", "host", "error"]
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(studies)
+    app.command()(runs)
+    app.command()(show)
+    app.command()(export)
+
+
+def _engine(db: str | None):
+    from db.engine import open_db
+    from db.errors import SweeperDBError
+
+    try:
+        return open_db(db)
+    except SweeperDBError as exc:
+        fail(str(exc))
+
+
+def _plain(value):
+    if isinstance(value, float) and value != value:
+        return None  # pandas reads "not measured" (NULL) as NaN; shown as empty
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def _records(frame) -> list[dict]:
+    """DataFrame rows as plain dicts (NaN → None, timestamps as ISO strings)."""
+    return [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+
+
+def studies(db: Optional[str] = DbOption, json_out: bool = JsonOption) -> None:
+    """List the studies in the database with their run counts."""
+    from db.queries import list_studies
+
+    frame = list_studies(_engine(db))
+    rows = _records(frame.drop(columns=[c for c in ("spec",) if c in frame.columns]))
+    if json_out:
+        print_json(rows)
+    else:
+        print_rows(rows, title="studies", columns=["id", "name", "status", "n_runs", "n_completed", "n_running",
+                                                   "n_pending", "n_failed", "n_diverged", "created_at"])
+
+
+def runs(
+    study: str = typer.Argument(..., help="Study name."),
+    where: Optional[str] = typer.Option(None, "--where", help="Filter, e.g. \"lr >= 0.1 and status = 'completed'\"."),
+    db: Optional[str] = DbOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """A study's runs with their hyperparameters and final metrics (final_<metric>), optionally filtered."""
+    from db.errors import SweeperDBError
+    from db.queries import runs_with_final
+    from db.where import WhereError
+
+    try:
+        frame = runs_with_final(_engine(db), study, where=where)
+    except (SweeperDBError, WhereError) as exc:
+        fail(str(exc))
+    rows = _records(frame.drop(columns=["config"]))
+    if json_out:
+        print_json(rows)
+    else:
+        print_rows(rows, title=f"{study}: {len(rows)} runs", columns=RUN_SUMMARY)
+
+
+def show(
+    run: str = typer.Argument(..., help="Run id (number) or trial id."),
+    study: Optional[str] = typer.Option(None, "--study", help="Study, when a trial id is in several."),
+    db: Optional[str] = DbOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """One run: config, status and trajectory."""
+    from db.errors import SweeperDBError
+    from db.queries import get_run, points_frame
+
+    engine = _engine(db)
+    try:
+        found = get_run(engine, int(run) if run.isdigit() else run, study)
+    except SweeperDBError as exc:
+        fail(str(exc))
+    info = found.as_dict()
+    points = _records(points_frame(engine, found.study_id, [found.id]).drop(
+        columns=["run_id", "trial_id", "status", "optimizer", "model", "dataset", "batch_size", "lr",
+                 "weight_decay", "svag_l", "seed", "momentum", "beta1", "beta2", "eps", "scaling_rule", "kappa"],
+        errors="ignore"))
+    if json_out:
+        print_json({"run": {k: _plain(v) for k, v in info.items()},
+                    "points": points})
+        return
+    summary = {k: v for k, v in info.items() if k != "config"}
+    print_rows([{"field": k, "value": v} for k, v in summary.items()], title=f"run {found.id} ({found.trial_id})")
+    print_rows(points, title="trajectory")
+
+
+def export(
+    study: str = typer.Argument(..., help="Study name."),
+    out: Path = typer.Option(..., "-o", "--output", help="Output directory (created)."),
+    fmt: str = typer.Option("csv", "--format", help="csv or parquet."),
+    db: Optional[str] = DbOption,
+) -> None:
+    """Write a study's runs and points as runs.<fmt> and points.<fmt>."""
+    from db.errors import SweeperDBError
+    from db.queries import points_frame, runs_frame
+
+    if fmt not in ("csv", "parquet"):
+        fail(f"--format: {fmt!r} is not one of csv, parquet")
+    engine = _engine(db)
+    try:
+        frames = {"runs": runs_frame(engine, study), "points": points_frame(engine, study)}
+    except SweeperDBError as exc:
+        fail(str(exc))
+    out.mkdir(parents=True, exist_ok=True)
+    frames["runs"]["config"] = frames["runs"]["config"].map(json.dumps)
+    for name, frame in frames.items():
+        path = out / f"{name}.{fmt}"
+        if fmt == "csv":
+            frame.to_csv(path, index=False)
+        else:
+            try:
+                frame.to_parquet(path, index=False)
+            except ImportError:
+                fail("--format parquet needs pyarrow: pip install pyarrow")
+        typer.echo(f"{path}: {len(frame)} rows")

@@ -1,0 +1,30 @@
+"""Rich tables for terminal output."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+
+def fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def print_rows(rows: Iterable[dict[str, Any]], title: str | None = None, columns: list[str] | None = None) -> None:
+    rows = list(rows)
+    columns = columns or (list(rows[0]) if rows else [])
+    columns = [c for c in columns if any(r.get(c) is not None for r in rows)] or columns
+    table = Table(title=title, header_style="bold")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*(fmt(row.get(c)) for c in columns))
+    console.print(table)

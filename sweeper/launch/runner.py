@@ -1,0 +1,262 @@
+"""Launch and resume studies on Ray Tune (local Ray by default, an existing cluster with ``address``)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from db.engine import open_db
+from db.models import Run, Study
+from db.writer import ensure_runs, ensure_study, spec_hash, update_study
+from sweeper.expand import TrialConfig, expand
+from sweeper.spec import StudySpec, parse_spec
+
+# Tune's own CSV/JSON/TensorBoard loggers would try to flatten our batches of points; the database is the log.
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+
+TERMINAL = ("completed", "diverged", "failed")
+DEFAULT_STORAGE = "sweeper-results"
+
+
+class LaunchError(Exception):
+    """A study cannot be launched or resumed as asked; the message is one line saying what to do."""
+
+
+@dataclass
+class LaunchOptions:
+    db_url: str | None = None
+    address: str | None = None
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    max_concurrent: int | None = None
+    max_failures: int = 2
+    storage: str | None = None
+    progress: bool = True
+    retry_failed: bool = False
+    ray_init_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StudyOutcome:
+    study: str
+    status: str
+    counts: dict[str, int]
+    already_done: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.counts.get("failed", 0) == 0 and self.status == "completed"
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def run_counts(engine: Engine, study_id: int) -> dict[str, int]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(Run.status, sa.func.count()).where(Run.study_id == study_id).group_by(Run.status)
+        ).all()
+    return {status: n for status, n in rows}
+
+
+def _finish(engine: Engine, study_id: int, name: str) -> StudyOutcome:
+    counts = run_counts(engine, study_id)
+    total = sum(counts.values())
+    finished = sum(counts.get(s, 0) for s in TERMINAL)
+    status = "interrupted" if finished < total else ("failed" if counts.get("failed") else "completed")
+    with Session(engine) as session, session.begin():
+        update_study(session, study_id, status=status)
+    return StudyOutcome(name, status, counts)
+
+
+def _init_ray(options: LaunchOptions) -> dict[str, Any]:
+    """Connect to ``options.address`` (or RAY_ADDRESS), else start a local Ray, unless this process is already
+    connected (a notebook, a test); returns the cluster's size."""
+    import ray
+
+    if ray.is_initialized():
+        return _cluster_size()
+    kwargs = {"log_to_driver": False, "logging_level": logging.WARNING, "include_dashboard": False,
+              "ignore_reinit_error": True} | options.ray_init_kwargs
+    address = options.address or os.environ.get("RAY_ADDRESS")
+    if address:
+        kwargs.pop("include_dashboard")
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(**kwargs)
+    return _cluster_size()
+
+
+def _cluster_size() -> dict[str, Any]:
+    import ray
+
+    resources = ray.cluster_resources()
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    return {"ray_nodes": len(nodes), "ray_cpus": resources.get("CPU", 0.0), "ray_gpus": resources.get("GPU", 0.0)}
+
+
+def _trainable(options: LaunchOptions):
+    from ray import tune
+
+    from sweeper.launch.trainable import train
+
+    return tune.with_resources(train, {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial})
+
+
+def _callbacks(run_ids: dict[str, int], engine: Engine, total: int, done: int, options: LaunchOptions) -> list:
+    from sweeper.launch.progress import ProgressCallback
+    from sweeper.launch.writer_callback import DbWriterCallback
+
+    callbacks: list = [DbWriterCallback(run_ids, engine)]
+    if options.progress:
+        callbacks.append(ProgressCallback(total, done))
+    return callbacks
+
+
+def _storage_root(options: LaunchOptions) -> str:
+    return str(Path(options.storage or DEFAULT_STORAGE).expanduser().resolve())
+
+
+def _check_resources(options: LaunchOptions) -> None:
+    if options.cpus_per_trial < 0 or options.gpus_per_trial < 0:
+        raise LaunchError("--cpus-per-trial and --gpus-per-trial must be ≥ 0")
+    if options.gpus_per_trial > 1 and options.gpus_per_trial != int(options.gpus_per_trial):
+        raise LaunchError("--gpus-per-trial above 1 must be a whole number of GPUs")
+    if options.max_failures < 0:
+        raise LaunchError("--max-failures must be ≥ 0")
+    if options.max_concurrent is not None and options.max_concurrent < 1:
+        raise LaunchError("--max-concurrent must be ≥ 1")
+
+
+def launch_study(spec: StudySpec, options: LaunchOptions) -> StudyOutcome:
+    """Create the study and its pending runs, then run every trial on Ray Tune; returns the final counts."""
+    _check_resources(options)
+    trials = expand(spec)
+    engine = open_db(options.db_url, create=True)
+    try:
+        existing = _existing_study(engine, spec)
+        if existing is not None:
+            return existing
+        storage = _storage_root(options)
+        with Session(engine) as session, session.begin():
+            study = ensure_study(session, spec.name, spec.model_dump(mode="json"), git_commit=_git_commit())
+            update_study(session, study.id, storage=storage)
+            run_ids = ensure_runs(session, study, [t.model_dump(mode="json") for t in trials])
+            study_id = study.id
+        return _run_tuner(engine, study_id, spec.name, trials, run_ids, storage, options, restore=False)
+    finally:
+        engine.dispose()
+
+
+def _existing_study(engine: Engine, spec: StudySpec) -> StudyOutcome | None:
+    """None if the name is free; the outcome if the identical study already finished; else LaunchError."""
+    with Session(engine) as session:
+        study = session.scalar(sa.select(Study).where(Study.name == spec.name))
+        if study is None:
+            return None
+        identical = study.spec_hash == spec_hash(spec.model_dump(mode="json"))
+        study_id = study.id
+    counts = run_counts(engine, study_id)
+    unfinished = sum(n for s, n in counts.items() if s not in TERMINAL)
+    if identical and unfinished == 0:
+        outcome = _finish(engine, study_id, spec.name)
+        outcome.already_done = True
+        return outcome
+    if identical:
+        raise LaunchError(f"study {spec.name!r} exists with {unfinished} unfinished runs; "
+                          f"continue it with `sweeper resume {spec.name}`")
+    raise LaunchError(f"study {spec.name!r} already exists with a different spec; "
+                      f"choose a new name (or `sweeper resume {spec.name}` with its original spec)")
+
+
+def resume_study(name: str, options: LaunchOptions) -> StudyOutcome:
+    """Continue a study's unfinished trials from their last checkpoints (``Tuner.restore``)."""
+    _check_resources(options)
+    engine = open_db(options.db_url)
+    try:
+        with Session(engine) as session:
+            study = session.scalar(sa.select(Study).where(Study.name == name))
+            if study is None:
+                raise LaunchError(f"no study named {name!r}; list them with `sweeper studies`")
+            spec, storage, study_id = parse_spec(study.spec), study.storage, study.id
+        trials = expand(spec)
+        with Session(engine) as session, session.begin():
+            run_ids = ensure_runs(session, study_id, [t.model_dump(mode="json") for t in trials])
+            if options.retry_failed:
+                session.execute(sa.update(Run).where(Run.study_id == study_id, Run.status == "failed")
+                                .values(status="pending"))
+            update_study(session, study_id, status="running")
+        counts = run_counts(engine, study_id)
+        if sum(n for s, n in counts.items() if s not in TERMINAL) == 0:
+            outcome = _finish(engine, study_id, name)
+            outcome.already_done = True
+            return outcome
+        return _run_tuner(engine, study_id, name, trials, run_ids, storage or _storage_root(options), options,
+                          restore=True)
+    finally:
+        engine.dispose()
+
+
+def _run_tuner(engine: Engine, study_id: int, name: str, trials: list[TrialConfig], run_ids: dict[str, int],
+               storage: str, options: LaunchOptions, restore: bool) -> StudyOutcome:
+    import ray
+    from ray import tune
+
+    connected_before = ray.is_initialized()
+    size = _init_ray(options)
+    try:
+        with Session(engine) as session, session.begin():
+            update_study(session, study_id, status="running", **size)
+        counts = run_counts(engine, study_id)
+        done = sum(counts.get(s, 0) for s in TERMINAL)
+        callbacks = _callbacks(run_ids, engine, len(trials), done, options)
+        experiment = Path(storage) / name
+        if restore and tune.Tuner.can_restore(str(experiment)):
+            tuner = tune.Tuner.restore(str(experiment), trainable=_trainable(options), resume_unfinished=True,
+                                       resume_errored=True, restart_errored=options.retry_failed)
+            # Tune restores the run config it pickled; give it callbacks bound to this process's database.
+            tuner._local_tuner.get_run_config().callbacks = callbacks
+        else:
+            todo = [t for t in trials if _status(engine, run_ids[t.trial_id]) not in TERMINAL] if restore else trials
+            tuner = tune.Tuner(
+                _trainable(options),
+                param_space={"trial": tune.grid_search([t.model_dump(mode="json") for t in todo])},
+                tune_config=tune.TuneConfig(max_concurrent_trials=options.max_concurrent, reuse_actors=False,
+                                            trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
+                run_config=tune.RunConfig(
+                    name=name, storage_path=storage, callbacks=callbacks, verbose=0,
+                    failure_config=tune.FailureConfig(max_failures=options.max_failures),
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                ),
+            )
+        logging.getLogger("ray.tune").setLevel(logging.ERROR)  # our progress bar and the database report
+        tuner.fit()
+    finally:
+        if not connected_before:
+            ray.shutdown()
+    return _finish(engine, study_id, name)
+
+
+def _trial_name(trial: Any) -> str:
+    return trial.config["trial"]["trial_id"]
+
+
+def _status(engine: Engine, run_id: int) -> str:
+    with engine.connect() as conn:
+        return conn.scalar(sa.select(Run.status).where(Run.id == run_id))
