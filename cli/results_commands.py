@@ -13,7 +13,7 @@ from cli.output import fail, print_json
 from cli.tables import print_rows
 
 RUN_SUMMARY = ["run_id", "trial_id", "status", "optimizer", "batch_size", "lr", "weight_decay", "svag_l", "seed",
-               "kappa", "steps_done", "final_train_loss", "final_test_loss", "final_test_acc", "host", "error"]
+               "kappa", "steps_done", "final_epoch", "final_train_loss", "final_test_loss", "final_test_acc", "error"]
 
 
 def register(app: typer.Typer) -> None:

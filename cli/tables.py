@@ -8,6 +8,8 @@ from rich.console import Console
 from rich.table import Table
 
 console = Console()
+if not console.is_terminal:  # piped or captured: do not squeeze tables into 80 columns
+    console = Console(width=240)
 
 
 def fmt(value: Any) -> str:
@@ -24,7 +26,7 @@ def print_rows(rows: Iterable[dict[str, Any]], title: str | None = None, columns
     columns = [c for c in columns if any(r.get(c) is not None for r in rows)] or columns
     table = Table(title=title, header_style="bold")
     for column in columns:
-        table.add_column(column, overflow="fold")
+        table.add_column(column, no_wrap=True)
     for row in rows:
         table.add_row(*(fmt(row.get(c)) for c in columns))
     console.print(table)

@@ -1,0 +1,138 @@
+"""Reading results from the CLI: studies, runs (with --where), show, export, db; clear one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+from cli.main import app
+from db import migrate
+from db.engine import open_db
+from db.writer import ensure_runs, ensure_study, update_run, write_points
+from sweeper.expand import expand
+from sweeper.reporter import ListReporter
+from sweeper.train.loop import run_trial
+from tests.helpers import make_spec
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+@pytest.fixture(scope="module")
+def results_db(tmp_path_factory) -> str:
+    """A SQLite database with study 'res' of 4 real (Ray-free) runs: lr 0.05/0.2 × seeds 0/1, one diverged."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'sweeper.db'}"
+    spec = make_spec(name="res", seeds=[0, 1], sweep={"batch_size": [8], "lr": [0.05, 40.0]}, budget={"epochs": 0.5})
+    trials = expand(spec)
+    engine = open_db(url, create=True)
+    with Session(engine) as session, session.begin():
+        study = ensure_study(session, spec.name, spec.model_dump(mode="json"))
+        run_ids = ensure_runs(session, study, [t.model_dump(mode="json") for t in trials])
+        for trial in trials:
+            result = run_trial(trial, ListReporter())
+            write_points(session, run_ids[trial.trial_id], result.points)
+            update_run(session, run_ids[trial.trial_id], status=result.status, steps_done=result.steps_done,
+                       diverged_step=result.diverged_step)
+    engine.dispose()
+    return url
+
+
+def test_studies_json(results_db):
+    result = invoke("studies", "--db", results_db, "--json")
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)
+    assert row["name"] == "res" and row["n_runs"] == 4 and row["n_completed"] == 2 and row["n_diverged"] == 2
+
+
+def test_runs_with_final_metrics_and_filters(results_db):
+    rows = json.loads(invoke("runs", "res", "--db", results_db, "--json").stdout)
+    assert len(rows) == 4 and {r["status"] for r in rows} == {"completed", "diverged"}
+    done = [r for r in rows if r["status"] == "completed"]
+    assert all(0.4 < r["final_test_loss"] < 1.0 for r in done)
+    picked = json.loads(invoke("runs", "res", "--db", results_db, "--json", "--where",
+                               "lr >= 0.05 and lr < 1 and batch_size in (8, 16) and status = 'completed'").stdout)
+    assert sorted(r["seed"] for r in picked) == [0, 1] and all(r["lr"] == 0.05 for r in picked)
+    assert json.loads(invoke("runs", "res", "--db", results_db, "--json", "--where", "final_test_loss < 0").stdout) == []
+
+
+@pytest.mark.parametrize("expr", ["1=1; drop table runs", "status = 'x' or 1=1 --", "lr > 0 /* */",
+                                  "status = 'completed'); drop table runs; --"])
+def test_injections_are_rejected_and_change_nothing(results_db, expr):
+    result = invoke("runs", "res", "--db", results_db, "--where", expr)
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
+    engine = sa.create_engine(results_db)
+    with engine.connect() as conn:
+        assert conn.scalar(sa.text("select count(*) from runs")) == 4
+    engine.dispose()
+
+
+def test_quoted_injection_is_just_a_string(results_db):
+    result = invoke("runs", "res", "--db", results_db, "--json", "--where", "status = 'a'' or ''1''=''1'")
+    assert result.exit_code == 0 and json.loads(result.stdout) == []
+
+
+def test_unknown_column_names_the_valid_ones(results_db):
+    result = invoke("runs", "res", "--db", results_db, "--where", "learning_rate > 0.1")
+    assert result.exit_code == 2 and "learning_rate" in result.stderr and "lr" in result.stderr
+
+
+def test_show_run_by_trial_id(results_db):
+    rows = json.loads(invoke("runs", "res", "--db", results_db, "--json").stdout)
+    result = invoke("show", rows[0]["trial_id"], "--db", results_db, "--json")
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout)
+    assert shown["run"]["trial_id"] == rows[0]["trial_id"]
+    assert [p["epoch"] for p in shown["points"]] == [0, 0.25, 0.5]
+    plain = invoke("show", str(rows[0]["run_id"]), "--db", results_db)
+    assert plain.exit_code == 0 and "trajectory" in plain.stdout
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_export(results_db, tmp_path, fmt):
+    result = invoke("export", "res", "--db", results_db, "--format", fmt, "-o", str(tmp_path / fmt))
+    assert result.exit_code == 0, result.output
+    read = pd.read_csv if fmt == "csv" else pd.read_parquet
+    runs, points = read(tmp_path / fmt / f"runs.{fmt}"), read(tmp_path / fmt / f"points.{fmt}")
+    assert len(runs) == 4 and len(points) == 2 * 3 + len(points[points.status == "diverged"])
+    assert {"sde_time", "test_loss", "lr", "svag_l"} <= set(points.columns)
+
+
+@pytest.mark.parametrize("args", [("runs", "nope"), ("show", "t000000"), ("export", "nope", "-o", "x")])
+def test_unknown_study_or_run_is_one_line(results_db, args):
+    result = invoke(*args, "--db", results_db)
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_database_at_another_revision_is_refused_with_the_command(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    migrate.upgrade(url)
+    migrate.stamp(url, "base")
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # an unknown (newer) revision
+        conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS sweeper_alembic_version (version_num VARCHAR(32))")
+        conn.exec_driver_sql("DELETE FROM sweeper_alembic_version")
+        conn.exec_driver_sql("INSERT INTO sweeper_alembic_version VALUES ('9999_future')")
+    engine.dispose()
+    result = invoke("studies", "--db", url)
+    assert result.exit_code == 2 and f"sweeper db upgrade --db {url}" in result.stderr
+
+
+def test_db_upgrade_and_current(tmp_path):
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    assert invoke("db", "upgrade", "--db", url).exit_code == 0
+    current = json.loads(invoke("db", "current", "--db", url, "--json").stdout)
+    assert current["up_to_date"] and current["current"] == migrate.head()
+
+
+def test_passwords_are_never_printed():
+    result = invoke("db", "current", "--db", "postgresql://alice:s3cret@127.0.0.1:1/nowhere")
+    assert result.exit_code == 2 and "s3cret" not in result.output and "***" in result.stderr
