@@ -36,23 +36,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-METRICS = (
-    "effective_step",
-    "epoch",
-    "sde_time",
-    "lr",
-    "weight_decay",
-    "train_loss",
-    "train_acc",
-    "test_loss",
-    "test_acc",
-    "weight_norm",
-    "effective_lr",
-    "angular_update",
-    "grad_norm",
-)
-MLFLOW_MAX_METRICS_PER_CALL = 1000
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from sweeper.reporter import POINT_FIELDS  # noqa: E402  (stdlib-only module: importable under MLflow's Python)
+
+METRICS = tuple(f for f in POINT_FIELDS if f != "step")
+MLFLOW_MAX_METRICS_PER_CALL = 1000
 
 
 def make_points(run: int, n_points: int, seed: int) -> list[dict[str, Any]]:
@@ -72,7 +61,6 @@ def reports(args: argparse.Namespace, run: int) -> Iterator[list[dict[str, Any]]
 
 def bench_sweeper(url: str, args: argparse.Namespace) -> float:
     """Seconds spent writing every report through db.writer (schema creation and run setup not timed)."""
-    sys.path.insert(0, str(REPO))
     from sqlalchemy.orm import Session
 
     from db import writer

@@ -18,6 +18,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from sweeper.reporter import POINT_FIELDS
+
 from db.types import PortableFloat, PortableJSON, UTCDateTime, utcnow
 
 __all__ = [
@@ -38,21 +40,7 @@ STUDY_STATUSES = ("running", "completed", "failed", "interrupted")
 RUN_STATUSES = ("pending", "running", "completed", "failed", "diverged")
 VERDICT_VALUES = ("CONFIRMED", "REFUTED", "INCONCLUSIVE")
 
-POINT_METRICS = (
-    "effective_step",
-    "epoch",
-    "sde_time",
-    "lr",
-    "weight_decay",
-    "train_loss",
-    "train_acc",
-    "test_loss",
-    "test_acc",
-    "weight_norm",
-    "effective_lr",
-    "angular_update",
-    "grad_norm",
-)
+POINT_METRICS = tuple(f for f in POINT_FIELDS if f != "step")
 """The 13 float columns of ``points`` besides the key ``(run_id, step)``."""
 
 RUN_HPARAMS = (
