@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 from sweeper.spec import (
     BudgetSpec,
     DataSpec,
+    DiagnosticsSpec,
     LogSpec,
     ModelSpec,
     OptimizerSpec,
@@ -51,6 +52,7 @@ class TrialConfig(BaseModel):
     schedule: SchedulesSpec
     budget: BudgetSpec
     log: LogSpec
+    diagnostics: DiagnosticsSpec = DiagnosticsSpec()
     device: Literal["auto", "cpu", "cuda"]
     precision: Literal["float32", "float64"]
 
@@ -118,6 +120,7 @@ def expand(spec: StudySpec) -> list[TrialConfig]:
         "schedule": spec.schedule.model_dump(mode="json"),
         "budget": spec.budget.model_dump(mode="json"),
         "log": spec.log.model_dump(mode="json"),
+        "diagnostics": spec.diagnostics.model_dump(mode="json"),
         "device": spec.device,
         "precision": spec.precision,
     }

@@ -26,6 +26,8 @@ class Report:
     step: int
     state: dict[str, Any] | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    diagnostics: list[dict[str, Any]] = field(default_factory=list)
+    """Rows for the diagnostics table: step, kind, wall_seconds, value, summary (scalars), payload (array)."""
 
 
 class Reporter(Protocol):
@@ -41,6 +43,7 @@ class ListReporter:
 
     def __init__(self, resume_from: dict[str, Any] | None = None, stop_after: int | None = None):
         self.points: list[dict[str, Any]] = []
+        self.diagnostics: list[dict[str, Any]] = []
         self.reports: list[Report] = []
         self.resume_from, self.stop_after = resume_from, stop_after
         self.last_state: dict[str, Any] | None = None
@@ -51,6 +54,7 @@ class ListReporter:
     def report(self, report: Report) -> None:
         self.reports.append(report)
         self.points.extend(report.points)
+        self.diagnostics.extend(report.diagnostics)
         if report.state is not None:
             self.last_state = report.state
         if self.stop_after is not None and len(self.reports) >= self.stop_after:

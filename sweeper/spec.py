@@ -313,6 +313,55 @@ class LogSpec(_Strict):
         return self
 
 
+class NoiseDiagnostic(_Strict):
+    """Noise-to-signal ratio from ``batches`` batch gradients at the run's own batch size (THEORY.md §2)."""
+
+    every_epochs: PositiveFloat = 5.0
+    batches: PositiveInt | None = None
+    """m; default max(200, 12800 // B)."""
+
+
+class CovarianceDiagnostic(_Strict):
+    """Spectrum of the per-example gradient covariance D (THEORY.md §5, §9), eval-mode per-example gradients."""
+
+    every_epochs: PositiveFloat = 10.0
+    samples: Annotated[int, Field(ge=2)] = 512
+    top_k: PositiveInt = 32
+    full_dataset: bool = False
+    """Use every training example (models with at most 20 000 parameters), as Chaudhari & Soatto did."""
+
+
+class SharpnessDiagnostic(_Strict):
+    """Top Hessian eigenvalue (power iteration on Hessian-vector products) on one fixed batch, eval mode."""
+
+    every_epochs: PositiveFloat = 10.0
+    batch_size: PositiveInt = 512
+    tolerance: PositiveFloat = 1e-4
+    max_iterations: PositiveInt = 100
+    trace_samples: Annotated[int, Field(ge=0)] = 0
+    """Hutchinson probes for the Hessian trace (0 = no trace)."""
+
+
+class TrajectoryDiagnostic(_Strict):
+    """Weights projected on K fixed random directions every ``every_steps`` raw steps inside the window."""
+
+    projections: Annotated[int, Field(ge=2)] = 16
+    every_steps: PositiveInt = 1
+    start_epoch: NonNegFloat = 0.0
+    end_epoch: PositiveFloat | None = None
+    """End of the window (default: end of the run)."""
+    seed: int = 0
+
+
+class DiagnosticsSpec(_Strict):
+    """Each diagnostic runs when its section is present (``[diagnostics.noise]`` with no keys: defaults)."""
+
+    noise: NoiseDiagnostic | None = None
+    covariance: CovarianceDiagnostic | None = None
+    sharpness: SharpnessDiagnostic | None = None
+    trajectory: TrajectoryDiagnostic | None = None
+
+
 class StudySpec(_Strict):
     name: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
     seeds: list[int] = [0]
@@ -324,6 +373,7 @@ class StudySpec(_Strict):
     schedule: SchedulesSpec = SchedulesSpec()
     budget: BudgetSpec
     log: LogSpec = LogSpec()
+    diagnostics: DiagnosticsSpec = DiagnosticsSpec()
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["float32", "float64"] = "float32"
 

@@ -37,8 +37,8 @@ class TuneReporter:
             return torch.load(Path(directory) / STATE_FILE, map_location="cpu", weights_only=True)
 
     def report(self, report: Report) -> None:
-        metrics = {"points": report.points, "status": report.status, "step": report.step,
-                   "info": report.info | self.where}
+        metrics = {"points": report.points, "diagnostics": report.diagnostics, "status": report.status,
+                   "step": report.step, "info": report.info | self.where}
         if report.state is None:
             tune.report(metrics)
             return

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from db.models import Run
-from db.writer import update_run, write_points
+from db.writer import update_run, write_diagnostics, write_points
 
 FINAL = ("completed", "diverged")
 
@@ -41,13 +41,16 @@ class DbWriterCallback(tune.Callback):
     def _run_id(self, trial: Any) -> int:
         return self.run_ids[trial.config["trial"]["trial_id"]]
 
-    def _update(self, trial: Any, points: list[dict[str, Any]] | None = None, **fields: Any) -> None:
+    def _update(self, trial: Any, points: list[dict[str, Any]] | None = None,
+                diagnostics: list[dict[str, Any]] | None = None, **fields: Any) -> None:
         if self.engine is None:
             raise RuntimeError("DbWriterCallback used before bind(engine)")
         run_id = self._run_id(trial)
         with Session(self.engine) as session, session.begin():
             if points:
                 write_points(session, run_id, points)
+            if diagnostics:
+                write_diagnostics(session, run_id, diagnostics)
             update_run(session, run_id, **fields)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -66,7 +69,7 @@ class DbWriterCallback(tune.Callback):
         if result["status"] in FINAL:
             fields |= {"status": result["status"], "finished_at": _now(), "error": None,
                        "wall_seconds": result.get("time_total_s"), "diverged_step": run_info.get("diverged_step")}
-        self._update(trial, result["points"], **fields)
+        self._update(trial, result["points"], result.get("diagnostics"), **fields)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._update(trial, status="failed", finished_at=_now(), error=_error_text(trial))

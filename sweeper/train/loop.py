@@ -15,6 +15,7 @@ from sweeper.models import build_model, scale_invariant_parameters
 from sweeper.reporter import Report, Reporter, Status
 from sweeper.spec import is_adaptive
 from sweeper.train.clock import Clock, make_clock
+from sweeper.train.diagnose import Diagnostics
 from sweeper.train.metrics import GradNormMeter, WeightTracker, evaluate, example_losses
 from sweeper.train.optim import Stepper
 from sweeper.train.sampler import BatchSampler
@@ -80,6 +81,8 @@ class Trial:
         self.eval_train = (self.data.x_train[:n_eval], self.data.y_train[:n_eval])
         self.eval_test = (self.data.x_test[:n_eval], self.data.y_test[:n_eval])
         self.exact_test_loss = self.data.exact_test_loss if config.model.name == "linear" else None
+        self.diagnostics = Diagnostics(config.diagnostics, self.clock, self.model, self.data, config.batch_size,
+                                       config.seed, self.tracked)
 
     # ------------------------------------------------------------------ hyperparameters at the current step
 
@@ -165,6 +168,7 @@ class Trial:
             "optimizer": self.stepper.optimizer.state_dict(),
             "generator": self.generator.get_state(),
             "sampler": self.sampler.state_dict(),
+            "trajectory": self.diagnostics.trajectory.state_dict() if self.diagnostics.trajectory else None,
             "trial_id": self.config.trial_id,
         }
 
@@ -175,6 +179,8 @@ class Trial:
         self.stepper.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
         self.sampler.load_state_dict(state["sampler"])
+        if self.diagnostics.trajectory:
+            self.diagnostics.trajectory.load_state_dict(state["trajectory"])
         self.step, self.sde_time = state["step"], state["sde_time"]
 
     # ------------------------------------------------------------------------------------------------ run
@@ -189,40 +195,53 @@ class Trial:
         measure_every = self.config.log.measure_every
         check_every = 1 if self.device.type == "cpu" else CHECK_EVERY_ACCELERATOR
         bad_step = torch.full((), -1, dtype=torch.long, device=self.device)
+        log_set = set(self.clock.log_steps)
+        diag, trajectory = self.diagnostics, self.diagnostics.trajectory
         all_points: list[dict[str, Any]] = []
-        pending: list[dict[str, Any]] = []
+        points: list[dict[str, Any]] = []
+        rows: list[dict[str, Any]] = []
         last_report = time.monotonic()
-        log_steps = [s for s in self.clock.log_steps if s > self.step]
         if self.step == 0:
-            pending.append(self.point())
+            if trajectory and trajectory.wants(0):
+                trajectory.record(0)
+            rows += diag.run_due(0)
+            points.append(self.point())
         status: Status = "completed"
         diverged_step: int | None = None
-        for next_log in log_steps:
-            while self.step < next_log:
+        for event in sorted(s for s in log_set | diag.steps() if s > self.step):
+            while self.step < event:
                 lr, wd = self.hyperparameters()
-                measure = (self.step + 1) % measure_every == 0 or self.step + 1 == next_log
+                measure = (self.step + 1) % measure_every == 0 or self.step + 1 in log_set
                 loss = self.train_step(lr, wd, measure)
+                if trajectory and trajectory.wants(self.step):
+                    trajectory.record(self.step)
                 if check_every == 1:
                     if not math.isfinite(loss.item()):
                         diverged_step = self.step
                 else:
                     bad_step = torch.where((bad_step < 0) & ~torch.isfinite(loss), self.step, bad_step)
-                    if self.step % check_every == 0 or self.step == next_log:
+                    if self.step % check_every == 0 or self.step == event:
                         diverged_step = int(bad_step.item()) if bad_step.item() >= 0 else None
                 if diverged_step is not None:
                     break
             if diverged_step is not None:
                 status = "diverged"
-                pending.append(self.point())
+                points.append(self.point())
                 break
-            pending.append(self.point())
+            rows += diag.run_due(self.step)
+            if self.step not in log_set:
+                continue
+            points.append(self.point())
             if time.monotonic() - last_report >= self.config.log.report_seconds and self.step < self.clock.total_steps:
-                reporter.report(Report(pending, "running", self.step, self.state_dict(), info))
-                all_points += pending
-                pending, last_report = [], time.monotonic()
+                rows += trajectory.flush() if trajectory else []
+                reporter.report(Report(points, "running", self.step, self.state_dict(), info, rows))
+                all_points += points
+                points, rows, last_report = [], [], time.monotonic()
+        if trajectory:
+            rows += trajectory.flush() + trajectory.statistics(self.step)
         info |= {"diverged_step": diverged_step, "steps_done": self.step}
-        reporter.report(Report(pending, status, self.step, None, info))
-        all_points += pending
+        reporter.report(Report(points, status, self.step, None, info, rows))
+        all_points += points
         return TrialResult(status, all_points, self.step, diverged_step, str(self.device))
 
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import ray
+import sqlalchemy as sa
 
+from db.queries import diagnostics_frame
 from sweeper.expand import expand
 from sweeper.launch.faults import FAULTS_ENV
 from sweeper.launch.runner import LaunchError, LaunchOptions, launch_study
@@ -33,12 +36,22 @@ def options(url: str, tmp_path, **kw) -> LaunchOptions:
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_study_lands_completely(backend, request, faults_file, tmp_path):
     url = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "pg_url")
-    spec = small_study()
+    spec = small_study(diagnostics={"noise": {"every_epochs": 1.0, "batches": 10},
+                                    "trajectory": {"projections": 4, "every_steps": 2}})
     outcome = launch_study(spec, options(url, tmp_path))
     assert outcome.status == "completed" and outcome.counts == {"completed": 8}
     rows = stored(url, spec.name)
     assert_complete(spec, rows)
     assert all(r["attempts"] == 1 and r["host"] and r["device"] == "cpu" for r in rows.values())
+    engine = sa.create_engine(url)
+    diagnostics = diagnostics_frame(engine, spec.name, decode_payload=True)
+    engine.dispose()
+    for trial in expand(spec):
+        mine = diagnostics[diagnostics.trial_id == trial.trial_id]
+        assert list(mine[mine.kind == "noise"].step) == [0, trial.step_multiplier * 64, trial.step_multiplier * 128]
+        assert (mine.kind == "trajectory_stats").sum() == 1
+        samples = np.concatenate(list(mine[mine.kind == "trajectory"].payload))
+        assert np.array_equal(samples[:, 0], np.arange(0, trial.step_multiplier * 128 + 1, 2))
     # launching the identical finished study again says so and changes nothing
     again = launch_study(spec, options(url, tmp_path))
     assert again.already_done and again.counts == {"completed": 8}
