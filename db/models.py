@@ -41,7 +41,7 @@ RUN_STATUSES = ("pending", "running", "completed", "failed", "diverged")
 VERDICT_VALUES = ("CONFIRMED", "REFUTED", "INCONCLUSIVE")
 
 POINT_METRICS = tuple(f for f in POINT_FIELDS if f != "step")
-"""The 13 float columns of ``points`` besides the key ``(run_id, step)``."""
+"""The float columns of ``points`` besides the key ``(run_id, step)``."""
 
 RUN_HPARAMS = (
     "optimizer",
@@ -182,6 +182,9 @@ class Point(Base):
     effective_lr: Mapped[float | None] = mapped_column(PortableFloat)
     angular_update: Mapped[float | None] = mapped_column(PortableFloat)
     grad_norm: Mapped[float | None] = mapped_column(PortableFloat)
+    noise_trace: Mapped[float | None] = mapped_column(PortableFloat)
+    grad_sq: Mapped[float | None] = mapped_column(PortableFloat)
+    noise_scale: Mapped[float | None] = mapped_column(PortableFloat)
 
 
 class Diagnostic(Base):

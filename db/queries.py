@@ -184,7 +184,7 @@ def points_frame(
 
     Columns: ``run_id, trial_id, status, <RUN_HPARAMS>, step, <metrics>`` where the point columns ``lr`` and
     ``weight_decay`` (the scheduled values at that step) are named ``lr_t`` and ``weight_decay_t``; ``lr`` and
-    ``weight_decay`` are the run's base values. ``metrics`` picks point columns (default: all 13).
+    ``weight_decay`` are the run's base values. ``metrics`` picks point columns (default: all of POINT_METRICS).
     """
     chosen = list(POINT_METRICS if metrics is None else metrics)
     unknown = set(chosen) - set(POINT_METRICS)

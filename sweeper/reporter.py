@@ -10,6 +10,7 @@ Status = Literal["running", "completed", "diverged"]
 POINT_FIELDS = (
     "step", "effective_step", "epoch", "sde_time", "lr", "weight_decay", "train_loss", "train_acc",
     "test_loss", "test_acc", "weight_norm", "effective_lr", "angular_update", "grad_norm",
+    "noise_trace", "grad_sq", "noise_scale",
 )
 
 

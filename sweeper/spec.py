@@ -357,6 +357,9 @@ class DiagnosticsSpec(_Strict):
     """Each diagnostic runs when its section is present (``[diagnostics.noise]`` with no keys: defaults)."""
 
     noise: NoiseDiagnostic | None = None
+    online_noise: bool = False
+    """Two-batch noise scale on the measured training steps (THEORY.md §2), logged with each point as noise_trace,
+    grad_sq and noise_scale; the two batches are the halves of the batch (l = 1) or SVAG's two batches."""
     covariance: CovarianceDiagnostic | None = None
     sharpness: SharpnessDiagnostic | None = None
     trajectory: TrajectoryDiagnostic | None = None
@@ -420,6 +423,11 @@ def _check_cross_fields(spec: StudySpec) -> None:
                                 )
     if spec.model.name in ("cnn", "preresnet", "vgg") and spec.data.name in ("linreg", "teacher"):
         raise _FieldProblem("model.name", f"'{spec.model.name}' needs sequence or image data (mnist1d, cifar10, cifar100)")
+    if spec.diagnostics.online_noise and 1.0 in spec.sweep.svag_l:
+        odd = [b for b in sweep.batch_size for k in kappas if round(b * k) % 2]
+        if odd:
+            raise _FieldProblem("diagnostics.online_noise", f"splits each batch in halves at svag_l = 1: needs even "
+                                                            f"batch sizes (got {odd[0]})")
     if spec.budget.sde_time is not None and spec.schedule.lr.kind != "constant":
         raise _FieldProblem("budget.sde_time", "needs a constant lr schedule; give epochs or steps instead")
     if spec.model.name == "linear" and spec.data.name == "linreg" and spec.model.bias:

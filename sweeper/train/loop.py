@@ -20,7 +20,8 @@ from sweeper.train.metrics import GradNormMeter, WeightTracker, evaluate, exampl
 from sweeper.train.optim import Stepper
 from sweeper.train.sampler import BatchSampler
 from sweeper.train.schedule import multiplier
-from sweeper.train.svag import example_weights, mixing_l
+from sweeper.diagnostics import TwoBatchNoiseScale
+from sweeper.train.svag import coefficients, example_weights, mixing_l
 
 # Divergence is checked on the host every step on CPU; on an accelerator every few steps, with the first bad step
 # kept on the device so no per-step sync is needed.
@@ -81,6 +82,16 @@ class Trial:
         self.eval_train = (self.data.x_train[:n_eval], self.data.y_train[:n_eval])
         self.eval_test = (self.data.x_test[:n_eval], self.data.y_test[:n_eval])
         self.exact_test_loss = self.data.exact_test_loss if config.model.name == "linear" else None
+        self.online: TwoBatchNoiseScale | None = None
+        if config.diagnostics.online_noise:
+            b = config.batch_size
+            if self.n_batches == 1:  # the two halves of the batch: b = B/2, B' = B
+                self.online_split, self.online_scales = b // 2, (2.0, 2.0)
+                self.online = TwoBatchNoiseScale(b // 2, b)
+            else:  # SVAG's two batches γ1, γ2 weighted c1, c2: b = B, B' = 2B
+                c1, c2 = coefficients(self.l_mix)
+                self.online_split, self.online_scales = b, (1 / c1, 1 / c2)
+                self.online = TwoBatchNoiseScale(b, 2 * b)
         self.diagnostics = Diagnostics(config.diagnostics, self.clock, self.model, self.data, config.batch_size,
                                        config.seed, self.tracked)
 
@@ -97,27 +108,50 @@ class Trial:
 
     # ------------------------------------------------------------------------------------------ one step
 
-    def minibatch_loss(self) -> torch.Tensor:
-        """Draw the step's batch(es) and return the (SVAG-mixed) minibatch loss, differentiable, 0-d."""
+    def weighted_losses(self) -> torch.Tensor:
+        """Draw the step's batch(es); per-example losses times their SVAG weights, shape (B,) or (2B,).
+
+        Their sum is the step's (mixed) minibatch loss."""
         idx = self.sampler.draw(self.n_batches)
         x, y = self.data.x_train[idx], self.data.y_train[idx]
         if self.data.augment is not None:
             x = self.data.augment(x, self.generator)
         if not self.separate_forwards:
-            return (self.weights * example_losses(self.model(x), y, self.data.task)).sum()
+            return self.weights * example_losses(self.model(x), y, self.data.task)
         b = self.config.batch_size  # BatchNorm: each batch is normalised on its own statistics
         halves = [slice(0, b), slice(b, 2 * b)]
-        return sum((self.weights[s] * example_losses(self.model(x[s]), y[s], self.data.task)).sum() for s in halves)
+        return torch.cat([self.weights[s] * example_losses(self.model(x[s]), y[s], self.data.task) for s in halves])
+
+    def minibatch_loss(self) -> torch.Tensor:
+        """The (SVAG-mixed) minibatch loss of a fresh draw, differentiable, 0-d."""
+        return self.weighted_losses().sum()
+
+    def _backward(self, losses: torch.Tensor, online: bool) -> torch.Tensor:
+        """Gradients into ``.grad``; with ``online``, from two groups separately, feeding the noise-scale EMA."""
+        for p in self.trainable:
+            p.grad = None
+        if not online:
+            loss = losses.sum()
+            loss.backward()
+            return loss
+        k = self.online_split
+        parts = (losses[:k].sum(), losses[k:].sum())
+        ga = torch.autograd.grad(parts[0], self.trainable, retain_graph=True)
+        gb = torch.autograd.grad(parts[1], self.trainable)
+        for p, a, b in zip(self.trainable, ga, gb):
+            p.grad = a + b
+        sa, sb = self.online_scales  # group sums → group-mean gradients
+        sq = lambda grads, s: torch.stack(torch._foreach_norm(grads)).double().square().sum() * s**2  # noqa: E731
+        mean_pair = torch._foreach_add(torch._foreach_mul(ga, sa / 2), torch._foreach_mul(gb, sb / 2))
+        self.online.update((sq(ga, sa) + sq(gb, sb)) / 2, sq(mean_pair, 1.0))
+        return parts[0].detach() + parts[1].detach()
 
     def train_step(self, lr: float, weight_decay: float, measure: bool = False) -> torch.Tensor:
         """One raw optimizer step with scheduled (η, λ); returns the minibatch loss (detached, 0-d).
 
-        ``measure``: also record this step's gradient norm and angular update.
+        ``measure``: also record this step's gradient norm and angular update (and the online noise scale).
         """
-        loss = self.minibatch_loss()
-        for p in self.trainable:
-            p.grad = None
-        loss.backward()
+        loss = self._backward(self.weighted_losses(), measure and self.online is not None)
         if measure:
             self.grad_meter.add()
             self.tracker.before_step()
@@ -155,6 +189,9 @@ class Trial:
             "effective_lr": lr / norm**2 if norm > 0 else None,
             "angular_update": self.tracker.take_rms(),
             "grad_norm": self.grad_meter.take_rms(),
+            "noise_trace": self.online.trace_sigma if self.online else None,
+            "grad_sq": self.online.grad_sq if self.online else None,
+            "noise_scale": self.online.b_simple if self.online else None,
         }
 
     # --------------------------------------------------------------------------------------- checkpoints
@@ -169,6 +206,7 @@ class Trial:
             "generator": self.generator.get_state(),
             "sampler": self.sampler.state_dict(),
             "trajectory": self.diagnostics.trajectory.state_dict() if self.diagnostics.trajectory else None,
+            "online_noise": self.online.state_dict() if self.online else None,
             "trial_id": self.config.trial_id,
         }
 
@@ -181,6 +219,8 @@ class Trial:
         self.sampler.load_state_dict(state["sampler"])
         if self.diagnostics.trajectory:
             self.diagnostics.trajectory.load_state_dict(state["trajectory"])
+        if self.online:
+            self.online.load_state_dict(state["online_noise"])
         self.step, self.sde_time = state["step"], state["sde_time"]
 
     # ------------------------------------------------------------------------------------------------ run

@@ -31,10 +31,33 @@ def tables(url: str) -> set[str]:
 def test_upgrade_from_empty(db_url: str) -> None:
     assert migrate.current(db_url) is None
     migrate.upgrade(db_url)
-    assert migrate.current(db_url) == migrate.head() == "0001"
+    assert migrate.current(db_url) == migrate.head() == "0002"
     assert tables(db_url) == TABLES | {migrate.VERSION_TABLE}
     migrate.upgrade(db_url)  # at head already: a no-op
     assert migrate.current(db_url) == migrate.head()
+
+
+def test_upgrade_0001_to_0002_keeps_the_data(db_url: str) -> None:
+    """A database written at 0001 (before the online-noise columns) keeps every point through 0002 and back."""
+    migrate.upgrade(db_url, "0001")
+    engine = make_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO studies (name, spec, spec_hash, package_version, status, created_at) "
+                                 "VALUES ('old', '{}', 'h', '0.0', 'completed', CURRENT_TIMESTAMP)"))
+            conn.execute(sa.text(
+                "INSERT INTO runs (study_id, trial_id, trial_index, status, optimizer, model, dataset, batch_size, lr,"
+                " weight_decay, svag_l, seed, config, attempts) SELECT id, 't1', 0, 'completed', 'sgd', 'linear',"
+                " 'linreg', 8, 0.1, 0.0, 1.0, 0, '{}', 1 FROM studies"))
+            conn.execute(sa.text("INSERT INTO points (run_id, step, test_loss) SELECT id, 10, 0.5 FROM runs"))
+        migrate.upgrade(db_url)
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT step, test_loss, noise_scale FROM points")).all() == [(10, 0.5, None)]
+        migrate.downgrade(db_url, "0001")
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT step, test_loss FROM points")).all() == [(10, 0.5)]
+    finally:
+        engine.dispose()
 
 
 def test_downgrade_to_base_and_back(db_url: str) -> None:

@@ -90,3 +90,26 @@ def test_intrinsic_lr_p1_angular_update_reaches_sqrt_2_eta_lambda():
     late = ratio[steps > 3000].mean()
     assert 0.8 <= late <= 1.25, ratio
     assert ratio[0] < 0.5  # the check can fail: far from equilibrium the ratio is far from 1
+
+
+@pytest.mark.parametrize("svag_l", [1, 4])
+def test_online_noise_scale_matches_the_per_example_truth(svag_l):
+    """At (nearly) fixed weights, the two-batch EMA estimates of tr Σ and ‖∇L‖² match the training set's."""
+    b = 8
+    config = make_trial(
+        data={"name": "linreg", "n_train": 1024, "dim": 4, "condition": 2.0, "noise": 0.5}, precision="float64",
+        sweep={"batch_size": [b], "lr": [1e-7], "svag_l": [svag_l]}, budget={"steps": 3000 // svag_l},
+        log={"every_epochs": None, "every_steps": 3000 // svag_l, "measure_every": 1},
+        diagnostics={"online_noise": True},
+    )
+    trial = Trial(config)
+    with torch.no_grad():
+        trial.trainable[0].copy_(torch.tensor([[1.0, -1.0, 0.5, 2.0]], dtype=torch.float64))
+    last = trial.run(ListReporter()).points[-1]
+    x, y = trial.data.x_train, trial.data.y_train
+    g = x * (x @ trial.trainable[0].detach().reshape(-1) - y)[:, None]
+    trace = (g - g.mean(0)).square().sum(1).mean().item()
+    grad_sq = g.mean(0).square().sum().item()
+    assert abs(last["noise_trace"] / trace - 1) < 0.1, (last["noise_trace"], trace)
+    assert abs(last["grad_sq"] / grad_sq - 1) < 0.1, (last["grad_sq"], grad_sq)
+    assert abs(last["noise_scale"] / (trace / grad_sq) - 1) < 0.15
