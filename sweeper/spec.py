@@ -316,7 +316,8 @@ class LogSpec(_Strict):
 class NoiseDiagnostic(_Strict):
     """Noise-to-signal ratio from ``batches`` batch gradients at the run's own batch size (THEORY.md §2)."""
 
-    every_epochs: PositiveFloat = 5.0
+    every_epochs: PositiveFloat | None = None
+    """Cadence; default: auto (see ``DiagnosticsSpec.budget``)."""
     batches: PositiveInt | None = None
     """m; default max(200, 12800 // B)."""
 
@@ -324,7 +325,7 @@ class NoiseDiagnostic(_Strict):
 class CovarianceDiagnostic(_Strict):
     """Spectrum of the per-example gradient covariance D (THEORY.md §5, §9), eval-mode per-example gradients."""
 
-    every_epochs: PositiveFloat = 10.0
+    every_epochs: PositiveFloat | None = None
     samples: Annotated[int, Field(ge=2)] = 512
     top_k: PositiveInt = 32
     full_dataset: bool = False
@@ -334,10 +335,11 @@ class CovarianceDiagnostic(_Strict):
 class SharpnessDiagnostic(_Strict):
     """Top Hessian eigenvalue (power iteration on Hessian-vector products) on one fixed batch, eval mode."""
 
-    every_epochs: PositiveFloat = 10.0
-    batch_size: PositiveInt = 512
-    tolerance: PositiveFloat = 1e-4
-    max_iterations: PositiveInt = 100
+    every_epochs: PositiveFloat | None = None
+    batch_size: PositiveInt = 256
+    tolerance: PositiveFloat = 1e-3
+    """Relative change of the eigenvalue estimate between power iterations at which it stops."""
+    max_iterations: PositiveInt = 50
     trace_samples: Annotated[int, Field(ge=0)] = 0
     """Hutchinson probes for the Hessian trace (0 = no trace)."""
 
@@ -354,7 +356,13 @@ class TrajectoryDiagnostic(_Strict):
 
 
 class DiagnosticsSpec(_Strict):
-    """Each diagnostic runs when its section is present (``[diagnostics.noise]`` with no keys: defaults)."""
+    """Each diagnostic runs when its section is present (``[diagnostics.noise]`` with no keys: defaults).
+
+    A diagnostic without ``every_epochs`` runs at an automatic cadence: as often as keeps its estimated cost
+    (in example gradients) within ``budget`` × the run's training cost, and always at the end of the run.
+    """
+
+    budget: Annotated[float, Field(gt=0, le=1)] = 0.02
 
     noise: NoiseDiagnostic | None = None
     online_noise: bool = False

@@ -35,12 +35,26 @@ from sweeper.train.clock import Clock
 FULL_DATASET_MAX_PARAMS = 20_000
 
 
-def cadence_steps(clock: Clock, every_epochs: float) -> set[int]:
-    """Raw steps at multiples of ``every_epochs`` SGD-equivalent epochs, including step 0 and the last step."""
+PER_EXAMPLE_COST = 4.0
+"""Cost of one per-example gradient (vmap) in batched example gradients, for the automatic cadence (measured on
+CPU: ≈2 for a small PreResNet, ≈12 for a small 1-D CNN; bench/bench_diagnostics.py prints it)."""
+
+
+def cadence_steps(clock: Clock, every_epochs: float | None, cost_examples: float = 0.0, budget: float = 0.02,
+                  ) -> set[int]:
+    """Raw steps of a diagnostic: at multiples of ``every_epochs`` SGD-equivalent epochs from step 0, and the
+    last step. ``every_epochs=None``: the interval that spends ``budget`` of the training cost on a diagnostic
+    costing ``cost_examples`` example gradients, from the first interval on (a run shorter than one interval
+    gets one measurement, at its end)."""
     per_epoch = clock.total_steps / clock.total_epochs if clock.total_epochs else 1.0
+    if every_epochs is None:
+        every_epochs = cost_examples / (budget * clock.n_train)
+        first = 1
+    else:
+        first = 0
     interval = max(every_epochs * per_epoch, 1.0)
-    steps = {min(round(k * interval), clock.total_steps) for k in range(int(clock.total_steps / interval) + 1)}
-    return steps | {clock.total_steps}
+    count = int(clock.total_steps / interval)
+    return {min(round(k * interval), clock.total_steps) for k in range(first, count + 1)} | {clock.total_steps}
 
 
 class Diagnostics:
@@ -51,16 +65,30 @@ class Diagnostics:
         self.spec, self.clock, self.model, self.data = spec, clock, model, data
         self.batch_size, self.seed, self.trainable = batch_size, seed, trainable
         self.schedule: dict[str, set[int]] = {}
-        for kind in ("noise", "covariance", "sharpness"):
-            cfg = getattr(spec, kind)
-            if cfg is not None:
-                self.schedule[kind] = cadence_steps(clock, cfg.every_epochs)
+        for kind, cost in self._costs().items():
+            self.schedule[kind] = cadence_steps(clock, getattr(spec, kind).every_epochs, cost, spec.budget)
         if spec.covariance is not None and spec.covariance.full_dataset:
             d = num_trainable(model)
             if d > FULL_DATASET_MAX_PARAMS:
                 raise ValueError(f"diagnostics.covariance.full_dataset needs a model with at most "
                                  f"{FULL_DATASET_MAX_PARAMS} parameters (this one has {d}); use samples = N instead")
         self.trajectory = _TrajectoryRecorder(spec, clock, trainable) if spec.trajectory else None
+
+    def _costs(self) -> dict[str, float]:
+        """Estimated cost of each configured diagnostic, in example gradients (for the automatic cadence)."""
+        spec, costs = self.spec, {}
+        if spec.noise is not None:
+            costs["noise"] = self._noise_batches() * self.batch_size
+        if spec.covariance is not None:
+            n = self.data.n_train if spec.covariance.full_dataset else spec.covariance.samples
+            costs["covariance"] = PER_EXAMPLE_COST * n
+        if spec.sharpness is not None:
+            cfg = spec.sharpness
+            costs["sharpness"] = 2.0 * cfg.batch_size * (cfg.max_iterations + cfg.trace_samples)
+        return costs
+
+    def _noise_batches(self) -> int:
+        return self.spec.noise.batches or max(200, 12800 // self.batch_size)
 
     def steps(self) -> set[int]:
         """Every raw step at which a diagnostic (other than the per-step trajectory) runs."""
@@ -89,8 +117,7 @@ class Diagnostics:
 
     def _noise(self, step: int) -> dict[str, Any]:
         """m train-mode batch gradients at the run's batch size (the noise SGD feels; BN buffers untouched)."""
-        cfg, b = self.spec.noise, self.batch_size
-        m = cfg.batches or max(200, 12800 // b)
+        b, m = self.batch_size, self._noise_batches()
         gen, stats = self._generator(step, "noise"), BatchGradStats(b)
         for _ in range(m):
             idx = self._draw(b, gen)

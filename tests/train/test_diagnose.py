@@ -113,3 +113,15 @@ def test_online_noise_scale_matches_the_per_example_truth(svag_l):
     assert abs(last["noise_trace"] / trace - 1) < 0.1, (last["noise_trace"], trace)
     assert abs(last["grad_sq"] / grad_sq - 1) < 0.1, (last["grad_sq"], grad_sq)
     assert abs(last["noise_scale"] / (trace / grad_sq) - 1) < 0.15
+
+
+def test_automatic_cadence_spends_the_budget():
+    from sweeper.train.clock import make_clock
+    from sweeper.train.diagnose import cadence_steps
+
+    clock = make_clock(make_trial(budget={"epochs": 10}), n_train=2048)  # 256 steps per epoch
+    # interval = cost / (budget · N) = 2048 / (0.1 · 2048) = 10 epochs: once, at the end
+    assert cadence_steps(clock, None, 2048, 0.1) == {clock.total_steps}
+    # 5% of a 10-epoch run on a 205-example diagnostic: interval 2 epochs → epochs 2, 4, 6, 8, 10
+    assert cadence_steps(clock, None, 0.05 * 2048 * 2, 0.05) == {512, 1024, 1536, 2048, 2560}
+    assert cadence_steps(clock, 5.0) == {0, 1280, 2560}
