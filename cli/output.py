@@ -29,3 +29,9 @@ def fail(*lines: str, code: int = 2) -> NoReturn:
     for line in lines:
         typer.echo(f"error: {line}", err=True)
     raise typer.Exit(code)
+
+
+def database_problem(exc: Exception) -> str:
+    """One line for a database that cannot be reached (driver messages carry no password)."""
+    first = str(getattr(exc, "orig", exc)).strip().splitlines()
+    return f"cannot use the database: {first[0] if first else type(exc).__name__}"

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from cli.options import DbOption, JsonOption
-from cli.output import fail, print_json
+from cli.output import database_problem, fail, print_json
 from cli.tables import print_rows
 
 RUN_SUMMARY = ["run_id", "trial_id", "status", "optimizer", "batch_size", "lr", "weight_decay", "svag_l", "seed",
@@ -24,6 +24,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _engine(db: str | None):
+    from sqlalchemy.exc import OperationalError
+
     from db.engine import open_db
     from db.errors import SweeperDBError
 
@@ -31,6 +33,8 @@ def _engine(db: str | None):
         return open_db(db)
     except SweeperDBError as exc:
         fail(str(exc))
+    except OperationalError as exc:
+        fail(database_problem(exc))
 
 
 def _plain(value):

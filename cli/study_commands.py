@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from cli.options import DbOption, JsonOption
-from cli.output import fail, print_json
+from cli.output import database_problem, fail, print_json
 from sweeper.expand import expand, find_trial
 from sweeper.spec import SpecError, StudySpec, load_spec
 
@@ -26,10 +26,20 @@ def register(app: typer.Typer) -> None:
     app.command()(trial)
 
 
-def _options(**kwargs):
-    from sweeper.launch.runner import LaunchOptions
+def _execute(run, target, json_out: bool, **option_fields) -> None:
+    """Run ``launch_study``/``resume_study`` on ``target`` and report; one-line errors for bad input."""
+    from sqlalchemy.exc import OperationalError
 
-    return LaunchOptions(**kwargs)
+    from db.errors import SweeperDBError
+    from sweeper.launch.runner import LaunchError, LaunchOptions
+
+    try:
+        outcome = run(target, LaunchOptions(progress=not json_out, **option_fields))
+    except (LaunchError, SweeperDBError) as exc:
+        fail(str(exc))
+    except OperationalError as exc:
+        fail(database_problem(exc))
+    _outcome(outcome, json_out)
 
 
 def _outcome(outcome, json_out: bool) -> None:
@@ -71,17 +81,10 @@ def launch(
 
             print_rows(rows, title=f"{study.name}: {len(rows)} trials")
         return
-    from db.errors import SweeperDBError
-    from sweeper.launch.runner import LaunchError, launch_study
+    from sweeper.launch.runner import launch_study
 
-    options = _options(db_url=db, address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-                       max_concurrent=max_concurrent, max_failures=max_failures, storage=storage,
-                       progress=not json_out)
-    try:
-        outcome = launch_study(study, options)
-    except (LaunchError, SweeperDBError) as exc:
-        fail(str(exc))
-    _outcome(outcome, json_out)
+    _execute(launch_study, study, json_out, db_url=db, address=address, cpus_per_trial=cpus_per_trial,
+             gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, max_failures=max_failures, storage=storage)
 
 
 def resume(
@@ -96,17 +99,11 @@ def resume(
     json_out: bool = JsonOption,
 ) -> None:
     """Continue a study's unfinished trials from their last checkpoints."""
-    from db.errors import SweeperDBError
-    from sweeper.launch.runner import LaunchError, resume_study
+    from sweeper.launch.runner import resume_study
 
-    options = _options(db_url=db, address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-                       max_concurrent=max_concurrent, max_failures=max_failures, retry_failed=retry_failed,
-                       progress=not json_out)
-    try:
-        outcome = resume_study(study, options)
-    except (LaunchError, SweeperDBError) as exc:
-        fail(str(exc))
-    _outcome(outcome, json_out)
+    _execute(resume_study, study, json_out, db_url=db, address=address, cpus_per_trial=cpus_per_trial,
+             gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, max_failures=max_failures,
+             retry_failed=retry_failed)
 
 
 def trial(

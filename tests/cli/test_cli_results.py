@@ -136,3 +136,9 @@ def test_db_upgrade_and_current(tmp_path):
 def test_passwords_are_never_printed():
     result = invoke("db", "current", "--db", "postgresql://alice:s3cret@127.0.0.1:1/nowhere")
     assert result.exit_code == 2 and "s3cret" not in result.output and "***" in result.stderr
+
+
+def test_unreachable_database_is_one_line_without_the_password():
+    result = invoke("studies", "--db", "postgresql://bob:pw123@127.0.0.1:1/nowhere")
+    assert result.exit_code == 2 and "pw123" not in result.output
+    assert result.stderr.startswith("error: cannot use the database:") and result.stderr.count("\n") == 1
