@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 DbOption = typer.Option(None, "--db", envvar="SWEEPER_DB", show_envvar=True,
                         help="Database URL (default sqlite:///sweeper.db; PostgreSQL: postgresql://user@host/db).")
 JsonOption = typer.Option(False, "--json", help="Machine-readable JSON on stdout.")
-OptionalStr = Optional[str]
