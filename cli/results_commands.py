@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
     app.command()(export)
 
 
-def _engine(db: str | None):
+def engine_or_exit(db: str | None):
     from sqlalchemy.exc import OperationalError
 
     from db.engine import open_db
@@ -52,7 +52,7 @@ def studies(db: Optional[str] = DbOption, json_out: bool = JsonOption) -> None:
     """List the studies in the database with their run counts."""
     from db.queries import list_studies
 
-    frame = list_studies(_engine(db))
+    frame = list_studies(engine_or_exit(db))
     rows = _records(frame.drop(columns=[c for c in ("spec",) if c in frame.columns]))
     if json_out:
         print_json(rows)
@@ -73,7 +73,7 @@ def runs(
     from db.where import WhereError
 
     try:
-        frame = runs_with_final(_engine(db), study, where=where)
+        frame = runs_with_final(engine_or_exit(db), study, where=where)
     except (SweeperDBError, WhereError) as exc:
         fail(str(exc))
     rows = _records(frame.drop(columns=["config"]))
@@ -93,7 +93,7 @@ def show(
     from db.errors import SweeperDBError
     from db.queries import get_run, points_frame
 
-    engine = _engine(db)
+    engine = engine_or_exit(db)
     try:
         found = get_run(engine, int(run) if run.isdigit() else run, study)
     except SweeperDBError as exc:
@@ -124,7 +124,7 @@ def export(
 
     if fmt not in ("csv", "parquet"):
         fail(f"--format: {fmt!r} is not one of csv, parquet")
-    engine = _engine(db)
+    engine = engine_or_exit(db)
     try:
         frames = {"runs": runs_frame(engine, study), "points": points_frame(engine, study)}
     except SweeperDBError as exc:
