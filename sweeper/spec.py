@@ -64,6 +64,9 @@ class LinregData(_Strict):
     noise: NonNegFloat = 1.0
     n_test: PositiveInt = 4096
     seed: int = 0
+    hetero: NonNegFloat = 0.0
+    """Label noise growing along u = 1/√d: noise(x)² = noise²(1 + hetero·(uᵀx)²); > 0 makes the gradient noise
+    not commute with H (a known non-equilibrium case)."""
 
 
 class TeacherData(_Strict):

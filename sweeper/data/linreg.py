@@ -3,6 +3,11 @@
 x ~ N(0, H), H = diag(h), h_i = condition^(-i/(dim-1)) (geometric from 1 to 1/condition);
 y = xᵀw* + noise·ε, ε ~ N(0, 1), w* ~ N(0, I/dim). Loss convention: ½·mean squared error,
 so the population loss of w is ½((w − w*)ᵀH(w − w*) + noise²).
+
+``hetero`` > 0 makes the label noise depend on x along u = (1, …, 1)/√d, not an eigenvector of H:
+noise(x)² = noise²·(1 + hetero·(uᵀx)²). The gradient-noise covariance at w* is then
+noise²·(H + hetero·(2 H u uᵀ H + (uᵀHu) H)), which does not commute with H: SGD's stationary state carries a
+probability current (THEORY.md §9), the known non-equilibrium case. The population loss gains noise²·hetero·uᵀHu/2.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from torch import Tensor
 
 from .common import Dataset, check_positive_int, cpu_generator, resolve_options
 
-DEFAULTS: dict[str, Any] = dict(n_train=16384, dim=16, condition=10.0, noise=1.0, n_test=4096, seed=0)
+DEFAULTS: dict[str, Any] = dict(n_train=16384, dim=16, condition=10.0, noise=1.0, n_test=4096, seed=0, hetero=0.0)
 
 
 def spectrum(dim: int, condition: float) -> Tensor:
@@ -25,19 +30,28 @@ def spectrum(dim: int, condition: float) -> Tensor:
     return float(condition) ** (-i / (dim - 1))
 
 
-def population_loss(w: Tensor, h: Tensor, w_star: Tensor, noise: float) -> float:
-    """½((w − w*)ᵀ diag(h) (w − w*) + noise²) in float64; w of shape (d,) (any device/dtype)."""
+def noise_direction(dim: int) -> Tensor:
+    """u = (1, …, 1)/√d, float64: the direction along which ``hetero`` label noise grows."""
+    return torch.full((dim,), dim**-0.5, dtype=torch.float64)
+
+
+def population_loss(w: Tensor, h: Tensor, w_star: Tensor, noise: float, hetero: float = 0.0) -> float:
+    """½((w − w*)ᵀ diag(h) (w − w*) + noise²(1 + hetero·uᵀHu)) in float64; w of shape (d,) (any device/dtype)."""
     w64 = w.detach().to(device="cpu", dtype=torch.float64).reshape(-1)
     if w64.shape != w_star.shape:
         raise ValueError(f"w has {w64.numel()} entries, expected {w_star.numel()}")
     diff = w64 - w_star
-    return 0.5 * (float((h * diff * diff).sum()) + float(noise) ** 2)
+    u = noise_direction(h.numel())
+    mean_noise_sq = float(noise) ** 2 * (1.0 + float(hetero) * float((h * u * u).sum()))
+    return 0.5 * (float((h * diff * diff).sum()) + mean_noise_sq)
 
 
-def sample(n: int, h: Tensor, w_star: Tensor, noise: float, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+def sample(n: int, h: Tensor, w_star: Tensor, noise: float, gen: torch.Generator,
+           hetero: float = 0.0) -> tuple[Tensor, Tensor]:
     """Draw n examples in float64 on CPU: x (n, d), y (n,)."""
     x = torch.randn(n, h.numel(), generator=gen, dtype=torch.float64) * h.sqrt()
-    y = x @ w_star + float(noise) * torch.randn(n, generator=gen, dtype=torch.float64)
+    scale = float(noise) * torch.sqrt(1.0 + float(hetero) * (x @ noise_direction(h.numel())) ** 2)
+    y = x @ w_star + scale * torch.randn(n, generator=gen, dtype=torch.float64)
     return x, y
 
 
@@ -46,7 +60,9 @@ def build(device: torch.device, dtype: torch.dtype, **options: Any) -> Dataset:
     o = resolve_options("linreg", options, DEFAULTS)
     n_train, n_test = check_positive_int("n_train", o["n_train"]), check_positive_int("n_test", o["n_test"])
     dim = check_positive_int("dim", o["dim"])
-    condition, noise = float(o["condition"]), float(o["noise"])
+    condition, noise, hetero = float(o["condition"]), float(o["noise"]), float(o["hetero"])
+    if hetero < 0.0:
+        raise ValueError(f"option hetero must be >= 0, got {hetero}")
     if condition < 1.0:
         raise ValueError(f"option condition must be >= 1, got {condition}")
     if noise < 0.0:
@@ -56,11 +72,11 @@ def build(device: torch.device, dtype: torch.dtype, **options: Any) -> Dataset:
     h = spectrum(dim, condition)
     # Draw order (w*, test, train) keeps w* and the test set independent of n_train.
     w_star = torch.randn(dim, generator=gen, dtype=torch.float64) / dim**0.5
-    x_test, y_test = sample(n_test, h, w_star, noise, gen)
-    x_train, y_train = sample(n_train, h, w_star, noise, gen)
+    x_test, y_test = sample(n_test, h, w_star, noise, gen, hetero)
+    x_train, y_train = sample(n_train, h, w_star, noise, gen, hetero)
 
     def exact_test_loss(w: Tensor) -> float:
-        return population_loss(w, h, w_star, noise)
+        return population_loss(w, h, w_star, noise, hetero)
 
     put = dict(device=device, dtype=dtype)
     return Dataset(
@@ -68,5 +84,5 @@ def build(device: torch.device, dtype: torch.dtype, **options: Any) -> Dataset:
         x_test=x_test.to(**put), y_test=y_test.to(**put),
         task="regression", num_outputs=1, input_shape=(dim,),
         augment=None, exact_test_loss=exact_test_loss,
-        meta={"h": h, "w_star": w_star, "noise": noise, "condition": condition},
+        meta={"h": h, "w_star": w_star, "noise": noise, "condition": condition, "hetero": hetero},
     )

@@ -77,3 +77,24 @@ def test_least_squares_test_loss_close_to_theory() -> None:
         ratios.append(excess / (dim / (n - dim - 1)))
     mean_ratio = sum(ratios) / len(ratios)  # ~ chi2_96 / 96: sd ≈ 0.14
     assert 0.6 < mean_ratio < 1.4, ratios
+
+
+def test_hetero_noise_matches_its_population_loss_and_breaks_commutation():
+    """hetero > 0: the closed-form loss at w* equals the empirical one, and Σ(w*) does not commute with H."""
+    import torch
+
+    from sweeper.data import build_dataset
+
+    data = build_dataset("linreg", "cpu", torch.float64, n_train=200000, dim=4, condition=4.0, noise=1.0, hetero=2.0)
+    w_star, h = data.meta["w_star"], data.meta["h"]
+    x, y = data.x_train, data.y_train
+    empirical = 0.5 * ((x @ w_star - y) ** 2).mean().item()
+    assert abs(empirical / data.exact_test_loss(w_star) - 1) < 0.02
+    g = x * (x @ w_star - y)[:, None]  # per-example gradients at w*
+    sigma = torch.cov(g.T)
+    commutator = torch.diag(h) @ sigma - sigma @ torch.diag(h)
+    assert torch.linalg.matrix_norm(commutator) > 0.08 * torch.linalg.matrix_norm(sigma)
+    plain = build_dataset("linreg", "cpu", torch.float64, n_train=200000, dim=4, condition=4.0, noise=1.0)
+    g0 = plain.x_train * (plain.x_train @ plain.meta["w_star"] - plain.y_train)[:, None]
+    s0 = torch.cov(g0.T)
+    assert torch.linalg.matrix_norm(torch.diag(h) @ s0 - s0 @ torch.diag(h)) < 0.02 * torch.linalg.matrix_norm(s0)
