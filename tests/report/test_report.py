@@ -1,0 +1,163 @@
+"""The study report: written from a real small study (run in-process), then opened in a headless Chromium.
+
+The browser test needs ``chromium`` on PATH (``.ci/chromium.sh`` installs it): skipped locally without it, but fails
+when ``CI`` is set, so CI cannot skip it silently (the same rule as tests/conftest.py's PostgreSQL fixture).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+from matplotlib.image import imread
+
+from db.engine import open_db
+from sweeper.checks.base import StudyData, Verdict
+from sweeper.launch.inline import run_inline
+from sweeper.report import write_report
+from tests.helpers import make_spec
+
+STANDARD = ["metric_kappa", "metric_l", "noise_ratio", "lr_angular", "covariance_spectra", "sharpness"]
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--hide-scrollbars"]
+EVIL = '<script>alert("x")</script> & <b>bold</b>'
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> StudyData:
+    """linreg on a linear scaling path κ ∈ {1, 2} × svag_l ∈ {1, 2} × 2 seeds, 1 epoch, noise + covariance +
+    sharpness diagnostics (8 runs, about 2 s)."""
+    spec = make_spec(
+        name="report-study", seeds=[0, 1],
+        data={"name": "linreg", "n_train": 512, "dim": 8, "condition": 4.0, "noise": 1.0},
+        sweep={"batch_size": [8], "lr": [0.05], "svag_l": [1, 2]},
+        scaling={"rule": "linear", "factors": [1, 2]},
+        log={"every_epochs": 0.25, "eval_samples": 256},
+        diagnostics={"noise": {"batches": 20}, "covariance": {"samples": 64, "top_k": 8},
+                     "sharpness": {"batch_size": 64, "max_iterations": 20}})
+    db = tmp_path_factory.mktemp("report-db") / "sweeper.db"
+    engine = open_db(f"sqlite:///{db}", create=True)
+    try:
+        assert set(run_inline(spec, engine).values()) == {"completed"}
+        return StudyData.load(engine, "report-study")
+    finally:
+        engine.dispose()
+
+
+def verdicts() -> list[Verdict]:
+    return [
+        Verdict("lsr", "CONFIRMED", f"LSR holds up to κ = 2 {EVIL}", statistic=0.0123,
+                parameters={"metric": "test_loss"},
+                tolerance={"z": 3.0, "why": "3 standard errors of the seed-replicate difference"},
+                evidence=[{"kappa": 1.0, "final_test_loss": 0.52, "se": 0.01},
+                          {"kappa": 2.0, "final_test_loss": 0.53, "se": 0.012, "note": EVIL}]),
+        Verdict("limit-cycles", "INCONCLUSIVE", "No trajectory diagnostic recorded.",
+                missing=["add [diagnostics.trajectory] (projections = 16)", f"and {EVIL}"]),
+    ]
+
+
+def check_figure() -> Figure:
+    fig = Figure(figsize=(4, 3))
+    ax = fig.subplots()
+    ax.plot([1, 2, 3], [3, 1, 2], marker="o")
+    ax.set_title("lsr check figure")
+    return fig
+
+
+@pytest.fixture(scope="module")
+def report(study: StudyData, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_report(study, verdicts(), tmp_path_factory.mktemp("report"), check_figures={"lsr": check_figure()})
+
+
+def img_sources(page: str) -> list[str]:
+    return re.findall(r'<img src="([^"]+)"', page)
+
+
+def test_report_writes_page_and_every_standard_figure(report: Path, study: StudyData):
+    assert report.name == "index.html" and report.is_file()
+    page = report.read_text(encoding="utf-8")
+    sources = img_sources(page)
+    assert sorted(sources) == sorted([f"figures/{k}.png" for k in STANDARD] + ["figures/check-lsr.png"])
+    for src in sources:
+        assert not Path(src).is_absolute()
+        assert (report.parent / src).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Every section, every run, every verdict with its pieces.
+    for heading in ("Spec", "Runs", "Verdicts", "Figures"):
+        assert f"<h2>{heading}</h2>" in page
+    assert page.count("<tr>") >= len(study.runs) + 1
+    for trial_id in study.runs.trial_id:
+        assert f">{trial_id}<" in page
+    assert "final_test_loss" in page and "final_train_loss" in page
+    assert '"name": "report-study"' in page.replace("&quot;", '"')
+    assert 'class="badge CONFIRMED"' in page and 'class="badge INCONCLUSIVE"' in page
+    assert "3 standard errors of the seed-replicate difference" in page
+    assert "add [diagnostics.trajectory] (projections = 16)" in page
+    assert "0.0123" in page
+    # All text escaped: the only script is the page's own.
+    assert "<script>alert" not in page and "<b>bold</b>" not in page
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;" in page
+    assert page.count("<script>") == 1
+
+
+def test_figures_need_their_data(study: StudyData, tmp_path: Path):
+    """Without diagnostics, scaling path or SVAG, those figures are not drawn and the page says what is missing."""
+    runs = study.runs[(study.runs.kappa == 1) & (study.runs.svag_l == 1)]
+    bare = StudyData(study.name, study.spec, runs, study.points[study.points.run_id.isin(runs.run_id)],
+                     study.diagnostics.iloc[0:0])
+    page = write_report(bare, [], tmp_path).read_text(encoding="utf-8")
+    assert img_sources(page) == ["figures/lr_angular.png"]
+    assert "add [diagnostics.noise]" in page and "add [diagnostics.covariance]" in page
+    assert "add [diagnostics.sharpness]" in page and "svag_l with at least two values" in page
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["lr_angular.png"]
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    path = shutil.which("chromium")
+    if not path:
+        hint = "chromium is not on PATH; run .ci/chromium.sh (apt-get install chromium) for the report's browser test"
+        if os.environ.get("CI"):
+            pytest.fail(f"{hint} (CI is set: the browser test may not be skipped)")
+        pytest.skip(hint)
+    return path
+
+
+def browse(chromium: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    profile.mkdir(exist_ok=True)
+    return subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args], capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+def test_report_renders_in_headless_chromium(chromium: str, report: Path, tmp_path: Path):
+    url = report.resolve().as_uri()
+    n_img = len(img_sources(report.read_text(encoding="utf-8")))
+    assert n_img == len(STANDARD) + 1
+    # The DOM after load: the page's script counts the <img> elements that decoded (naturalWidth > 0).
+    dom = browse(chromium, tmp_path / "profile", "--virtual-time-budget=10000", "--dump-dom", url)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    body = re.search(r"<body[^>]*>", dom.stdout)
+    assert body, dom.stdout[:500] + dom.stderr[-2000:]
+    loaded = re.search(r'data-images-loaded="(\d+)"', body.group(0))
+    total = re.search(r'data-images-total="(\d+)"', body.group(0))
+    assert loaded and total, f"the page's load script did not run: {body.group(0)}"
+    assert int(total.group(1)) == n_img == dom.stdout.count("<img ")
+    assert int(loaded.group(1)) == n_img > 0
+    assert "<script>alert" not in dom.stdout  # escaped text stays text in the parsed DOM
+    # A screenshot: the page paints (text, tables and figures: many colours, not a blank page).
+    shot = tmp_path / "page.png"
+    res = browse(chromium, tmp_path / "profile", "--window-size=1280,2400", "--virtual-time-budget=10000",
+                 f"--screenshot={shot}", url)
+    assert res.returncode == 0 and shot.is_file(), res.stderr[-2000:]
+    pixels = imread(shot)
+    assert pixels.shape[0] >= 2000 and pixels.shape[1] >= 1200
+    rgb = (pixels[..., :3] * 255).astype(np.uint8).reshape(-1, 3)
+    assert rgb.std() > 20
+    assert len(np.unique(rgb, axis=0)) > 200
+    assert (rgb.min(axis=1) < 128).mean() > 0.01  # some dark ink (text, axes) on the white page
