@@ -71,7 +71,7 @@ def report(
 ) -> None:
     """Write PNG figures and one HTML page: spec, runs, every check's verdict with its figure."""
     from sweeper.checks import registry
-    from sweeper.report.html import write_report
+    from sweeper.report import write_report
 
     engine = engine_or_exit(db)
     data = _load(engine, study)
