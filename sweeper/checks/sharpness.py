@@ -1,0 +1,170 @@
+"""``sharpness``: does final sharpness fall as the SGD temperature η/B rises (THEORY.md §6, Fokker–Planck view)?
+
+Data. Each finished (completed) run's final sharpness λ_max = the value of its last ``sharpness`` diagnostic (top
+Hessian eigenvalue on one fixed batch, eval mode), against its temperature T = η/B (base learning rate over batch
+size; SVAG runs share their SGD run's T, since the noise l·Σ/B at step η/l leaves η/B unchanged). Diverged runs,
+and runs whose last λ_max is ≤ 0 (power iteration returned a negative eigenvalue), are left out and listed.
+
+Statistic. The least-squares slope s of log λ_max on log T over the runs (every seed a point): λ_max ∝ T^s.
+Its confidence interval at level ``tolerance`` (default 0.95) is the wider union of (a) the regression interval,
+slope ± t_{n−2}·SE, and (b) when every temperature has ≥ 2 runs, a percentile bootstrap that resamples runs within
+each temperature (seed replicates), 2000 draws with a fixed generator.
+
+Decision. CONFIRMED if the whole interval is below 0 (sharpness significantly falls with η/B); REFUTED if it is
+above 0 (significantly rises); INCONCLUSIVE if it contains 0 — a flat or noisy trend is not a confirmation —
+naming more seeds or a wider η/B range. At least 3 distinct temperatures are needed.
+
+Caveat reported with the verdict: when η alone varies and λ_max sits near the stability edge 2/η (λ_max·η/2 ≥
+0.8 everywhere; THEORY §9), a negative slope can come from stability rather than temperature; varying B at fixed
+η separates the two.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from sweeper.checks.base import StudyData, Verdict, inconclusive
+
+NAME = "sharpness"
+LEVEL = 0.95  # confidence level of the slope interval
+BOOTSTRAP = 2000
+EDGE = 0.8  # λ_max·η/2 at or above this: at the edge of stability
+
+
+def final_sharpness(data: StudyData) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """One row per completed run with a positive last λ_max: run_id, seed, lr, batch_size, temperature, lambda_max
+    (and the step it was measured at); plus the runs left out, with why."""
+    diag = data.diagnostics
+    runs = data.finished_runs()
+    left_out = [{"run_id": int(r.run_id), "why": "diverged"} for r in runs.itertuples() if r.status == "diverged"]
+    runs = runs[runs.status == "completed"]
+    if diag.empty or "kind" not in diag:
+        return pd.DataFrame(), left_out
+    rows = diag[(diag.kind == "sharpness") & diag.run_id.isin(runs.run_id) & diag.value.notna()]
+    if rows.empty:
+        return pd.DataFrame(), left_out
+    last = rows.sort_values("step").groupby("run_id").tail(1)
+    out = []
+    for r in last.itertuples():
+        if not float(r.value) > 0:
+            left_out.append({"run_id": int(r.run_id), "why": f"last λ_max = {float(r.value):.3g} ≤ 0"})
+            continue
+        lr, b = float(r.lr), float(r.batch_size)
+        out.append({"run_id": int(r.run_id), "seed": int(r.seed), "lr": lr, "batch_size": b,
+                    "temperature": lr / b, "lambda_max": float(r.value), "step": int(r.step),
+                    "edge_ratio": float(r.value) * lr / 2})
+    return pd.DataFrame(out), left_out
+
+
+def _slope(x: np.ndarray, y: np.ndarray) -> float:
+    xc = x - x.mean()
+    return float(xc @ (y - y.mean()) / (xc @ xc))
+
+
+def slope_interval(frame: pd.DataFrame, level: float = LEVEL, seed: int = 0) -> dict[str, Any]:
+    """Slope of log λ_max on log T with its regression and (if possible) bootstrap intervals and their union."""
+    x, y = np.log(frame.temperature.to_numpy(float)), np.log(frame.lambda_max.to_numpy(float))
+    n = len(x)
+    slope = _slope(x, y)
+    intercept = float(y.mean() - slope * x.mean())
+    resid = y - (intercept + slope * x)
+    se = math.sqrt(resid @ resid / (n - 2) / ((x - x.mean()) @ (x - x.mean()))) if n > 2 else math.nan
+    q = float(sps.t.ppf(0.5 + level / 2, n - 2)) if n > 2 else math.nan
+    out: dict[str, Any] = {"slope": slope, "intercept": intercept, "se": se, "n": n,
+                           "regression_ci": [slope - q * se, slope + q * se]}
+    groups = [np.flatnonzero(frame.temperature.to_numpy() == t) for t in np.unique(frame.temperature)]
+    if all(len(g) >= 2 for g in groups):
+        rng = np.random.default_rng(seed)
+        draws = np.empty(BOOTSTRAP)
+        for k in range(BOOTSTRAP):
+            idx = np.concatenate([rng.choice(g, size=len(g), replace=True) for g in groups])
+            draws[k] = _slope(x[idx], y[idx])
+        out["bootstrap_ci"] = [float(np.quantile(draws, 0.5 - level / 2)), float(np.quantile(draws, 0.5 + level / 2))]
+    cis = [out["regression_ci"]] + ([out["bootstrap_ci"]] if "bootstrap_ci" in out else [])
+    out["ci"] = [min(c[0] for c in cis), max(c[1] for c in cis)]
+    return out
+
+
+def check(data: StudyData, *, metric: str | None = None, tolerance: float | None = None) -> Verdict:
+    """Slope of log final λ_max on log(η/B) and its confidence interval (level ``tolerance``, default 0.95).
+
+    ``metric`` is not used (the quantity is the ``sharpness`` diagnostic). CONFIRMED: CI below 0; REFUTED: CI
+    above 0; INCONCLUSIVE: CI contains 0, or fewer than 3 temperatures / too few runs to size the noise.
+    """
+    level = LEVEL if tolerance is None else float(tolerance)
+    tol = {"confidence_level": level, "bootstrap_draws": BOOTSTRAP, "edge_of_stability_ratio": EDGE,
+           "why": f"THEORY §6 predicts a decrease with η/B; the sign is called only when the {level:.0%} interval "
+                  "of the log–log slope excludes 0 (regression t-interval, widened to the within-temperature seed "
+                  "bootstrap where every temperature has ≥ 2 seeds)"}
+    frame, left_out = final_sharpness(data)
+    details: dict[str, Any] = {"left_out": left_out}
+    if frame.empty:
+        return inconclusive(NAME, "No sharpness diagnostic on any completed run.",
+                            ["[diagnostics.sharpness] with every_epochs = the budget's epochs (measured at the "
+                             "start and the end)"], tolerance=tol, details=details)
+    temps = np.unique(frame.temperature)
+    details["runs"] = frame.to_dict("records")
+    if len(temps) < 3:
+        return inconclusive(NAME, f"Only {len(temps)} distinct η/B value(s); a trend needs at least 3.",
+                            ["sweep.lr and/or sweep.batch_size: at least 3 values of η/B, spanning ≥ 10×"],
+                            tolerance=tol, details=details)
+    if len(frame) < 4:
+        return inconclusive(NAME, f"{len(frame)} runs leave too few degrees of freedom to size the noise.",
+                            ["seeds: at least 2 per configuration"], tolerance=tol, details=details)
+    fit = slope_interval(frame, level)
+    details["fit"] = fit
+    lo, hi = fit["ci"]
+    evidence = []
+    for (lr, b), g in frame.groupby(["lr", "batch_size"]):
+        evidence.append({"lr": lr, "batch_size": b, "temperature": lr / b, "runs": len(g),
+                         "lambda_max_mean": float(g.lambda_max.mean()),
+                         "lambda_max_sd": float(g.lambda_max.std(ddof=1)) if len(g) > 1 else math.nan,
+                         "lambda_max_times_lr_over_2": float(g.edge_ratio.mean())})
+    varies = [k for k in ("lr", "batch_size") if frame[k].nunique() > 1]
+    details["varied"] = varies
+    span = float(temps.max() / temps.min())
+    params = {"runs": len(frame), "temperatures": len(temps), "temperature_span": span, "varied": varies}
+    text = (f"Final λ_max ∝ (η/B)^s with s = {fit['slope']:.3g}, {level:.0%} CI [{lo:.3g}, {hi:.3g}] over "
+            f"{len(frame)} runs at {len(temps)} temperatures spanning ×{span:.3g}")
+    caveat = ""
+    if varies == ["lr"] and all(e["lambda_max_times_lr_over_2"] >= EDGE for e in evidence):
+        caveat = (f"; caution: only η varies and λ_max·η/2 ≥ {EDGE:g} everywhere (edge of stability, λ_max ≈ 2/η), "
+                  "so the trend may be stability, not temperature — vary B at fixed η to separate them")
+    if hi < 0:
+        return Verdict(NAME, "CONFIRMED", text + ": sharpness falls with η/B" + caveat + ".", fit["slope"],
+                       params, tol, evidence, details=details)
+    if lo > 0:
+        return Verdict(NAME, "REFUTED", text + ": sharpness rises with η/B" + caveat + ".", fit["slope"],
+                       params, tol, evidence, details=details)
+    return inconclusive(NAME, text + ": the interval contains 0, so no trend is established (a flat result is "
+                        "not a confirmation)" + caveat + ".",
+                        ["seeds: more per configuration", "sweep.lr / sweep.batch_size: a wider η/B range"],
+                        statistic=fit["slope"], parameters=params, tolerance=tol, evidence=evidence, details=details)
+
+
+def figure(data: StudyData, verdict: Verdict) -> Any:
+    """Final λ_max against η/B (log–log), one marker per run (filled by batch size), the fitted power law, and the
+    stability edge 2/η of each run as a faint cross."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.5, 4))
+    ax = fig.subplots()
+    frame, _ = final_sharpness(data)
+    if not frame.empty:
+        for b, g in frame.groupby("batch_size"):
+            ax.loglog(g.temperature, g.lambda_max, "o", alpha=0.8, label=f"B = {b:g}")
+            ax.loglog(g.temperature, 2 / g.lr, "x", color="grey", alpha=0.4)
+        fit = verdict.details.get("fit")
+        if fit:
+            t = np.geomspace(frame.temperature.min(), frame.temperature.max(), 50)
+            ax.loglog(t, np.exp(fit["intercept"]) * t ** fit["slope"], "k--",
+                      label=f"slope {fit['slope']:.2f} [{fit['ci'][0]:.2f}, {fit['ci'][1]:.2f}]")
+        ax.legend(fontsize=8)
+    ax.set(xlabel="η / B", ylabel="final λ_max (× : 2/η)", title=f"sharpness: {verdict.verdict}")
+    fig.tight_layout()
+    return fig
