@@ -1,0 +1,602 @@
+"""Intrinsic learning rate (THEORY.md §4, Li, Lyu & Arora 2020): P1, P2 and P3, each reported separately.
+
+Applies to runs of a scale-invariant model (``model.scale_invariant = true``) trained by plain SGD (momentum 0)
+with weight decay λ > 0; other runs are listed as excluded. Per raw step the intrinsic LR is η_raw·λ with
+η_raw = η/l (SVAG l; l = 1 for SGD); η and λ are the *scheduled* values (points ``lr_t``, ``weight_decay_t``) of the
+run's final constant segment, so runs with a step change are judged after their last change.
+
+Equilibrium window. A run's final segment starts at its last change of (η, λ) (step 0 if none). Its equilibrium
+window holds the points whose *preceding* point is at least ``burn_in``/(η_raw λ) raw steps (default k = 1.5)
+into the segment — so every angular update averaged into a window point was taken in equilibrium — and needs at
+least 3 points. k = 1.5 is 6 relaxation times of |w|⁴ (time constant 1/(4ηλ), THEORY §4): an initial |w|⁴ off by
+10× is then within 3% of equilibrium (an init much farther off needs a larger k). Runs without such a window are
+"not at equilibrium" (budget too short).
+
+P1 — angular update. Per run, ratio = mean over the window of angular_update² / (2 η_raw λ) (``angular_update``
+is the RMS of ‖ŵ_{t+1} − ŵ_t‖ over the sampled steps between points). Holds if every tested run's ratio lies in
+[1/(1+tol), 1+tol]; tol = ``tolerance`` (default 0.25 → [0.8, 1.25], THEORY §4). Reference: a scale-invariant BN
+MLP on MNIST-1D (width 128, depth 2, B = 64, η = 0.1, λ = 5e-3, 5000 steps) gives ≈ 1.05.
+
+P2 — equal ηλ, different η. Runs are grouped by η_raw·λ (relative 1e-6); groups with ≥ 2 distinct η count.
+(a) |w|² ∝ √(η/λ): slope of log(window-mean weight_norm²) on log(η_raw/λ) with a fixed effect per group (only
+within-group variation counts, since σ² — and so |w|² — differs between groups); holds if
+|slope − 0.5| ≤ max(0.05, h), h = t₀.₉₇₅(dof)·SE; undetermined when h > 0.25 (too few points to tell 0.5 from
+0.25 or 0.75). (b) Equal equilibrium metrics (test_loss, test_acc, train_loss, effective_lr): each config's seed
+mean against the group's smallest-η config; equal if |diff| ≤ δ·|ref| + t_crit·SE (δ = 5%: the resolution of
+the reference experiment's equal-equilibrium claim; SE from the seed SD pooled per metric over all configs of the
+P2 groups; t_crit: Student t with the pooled dof at α = 0.01 two-sided, Bonferroni over all comparisons); needs
+≥ 2 seeds per config; a comparison counts as "equal" only if t_crit·SE ≤ 25%·|ref| (else "too noisy").
+
+P3 — re-equilibration after a step change. For runs whose final segment follows a constant segment: q = |w|²
+(``metric = "weight_norm"``, default) or angular_update² (``"angular_update"``); the new equilibrium q_eq(t) is
+the least-squares line of q over the equilibrium window, extrapolated back (|w|² keeps drifting slowly while the
+network learns — σ² changes — and a flat window mean would make slow runs look late); T_eq = raw steps from the
+change until |q/q_eq − 1| first falls to x = 10% (linear interpolation between points). A run is timed only if the
+change moved q by more than 2x and the first point after the change is still outside x (else the log cadence
+cannot resolve T_eq). Fit log T_eq on log(η_raw λ after the
+change) (≥ 3 runs, ≥ 2 distinct ηλ): holds if |slope + 1| ≤ max(0.25, h), h = t₀.₉₇₅(n−2)·SE; undetermined when
+h > 0.5. For the norm dynamics T_eq·ηλ = ln((c − 1)/2x)/4 with c the |w|⁴ jump ratio, so runs should share the
+relative change (one schedule for all runs does this).
+
+Overall: CONFIRMED if at least one part was tested and every tested part holds, REFUTED if a tested part fails,
+INCONCLUSIVE if none could be tested (``missing`` names what to add). ``details["parts"]`` has each part's
+status, statistic and reason; the verdict's ``statistic`` is the first tested part's: P1's worst ratio (farthest
+from 1), else P2's |w|² slope, else P3's T_eq slope.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sweeper.checks.base import StudyData, Verdict, inconclusive
+from sweeper.checks.stats import loglog_slope
+
+NAME = "intrinsic-lr"
+
+P1_TOLERANCE = 0.25
+"""P1 band [1/(1+tol), 1+tol] for angular_update²/(2ηλ): [0.8, 1.25] (THEORY.md §4)."""
+BURN_IN = 1.5
+"""k: the equilibrium window starts k/(η_raw λ) raw steps into the final constant segment."""
+MIN_WINDOW_POINTS = 3
+P2_SLOPE = 0.5
+P2_SLOPE_TOL = 0.05
+P2_SLOPE_MAX_HALFWIDTH = 0.25
+P2_METRICS = ("test_loss", "test_acc", "train_loss", "effective_lr")
+P2_REL_MARGIN = 0.05
+P2_MAX_REL_HALFWIDTH = 0.25
+ALPHA = 0.01
+P3_WITHIN = 0.10
+P3_SLOPE = -1.0
+P3_SLOPE_TOL = 0.25
+P3_SLOPE_MAX_HALFWIDTH = 0.5
+P3_METRICS = ("weight_norm", "angular_update")
+
+
+# --------------------------------------------------------------------------------------- Student t (no scipy)
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the regularized incomplete beta (modified Lentz)."""
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 500):
+        m2 = 2 * m
+        even = m * (b - m) * x / ((a + m2 - 1) * (a + m2))
+        odd = -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1))
+        for num in (even, odd):
+            d = 1.0 + num * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + num / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-14:
+            break
+    return h
+
+
+def _betainc(a: float, b: float, x: float) -> float:
+    """Regularized incomplete beta I_x(a, b)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1.0) / (a + b + 2.0):
+        return front * _betacf(a, b, x) / a
+    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
+
+
+def t_two_sided_p(t: float, dof: float) -> float:
+    """P(|T| ≥ |t|) for Student's t with ``dof`` (> 0, may be fractional) degrees of freedom."""
+    return _betainc(dof / 2.0, 0.5, dof / (dof + t * t))
+
+
+def t_quantile(p_two_sided: float, dof: float) -> float:
+    """t with P(|T| ≥ t) = p_two_sided (bisection on the CDF; t₀.₉₇₅ for p = 0.05)."""
+    lo, hi = 0.0, 1.0
+    while t_two_sided_p(hi, dof) > p_two_sided:
+        hi *= 2.0
+        if hi > 1e12:
+            return math.inf
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if t_two_sided_p(mid, dof) > p_two_sided else (lo, mid)
+        if hi - lo < 1e-10 * max(1.0, hi):
+            break
+    return 0.5 * (lo + hi)
+
+
+# ----------------------------------------------------------------------------------------------- per run
+
+
+@dataclass
+class _Run:
+    """One eligible run: its final constant segment and equilibrium window."""
+
+    run_id: int
+    row: pd.Series
+    pts: pd.DataFrame                       # sorted by step, finite step
+    eta_raw: float
+    lam: float
+    seg_start: int                          # index into pts of the final segment's first point
+    change_step: float                      # raw step of the last change (0 if none)
+    window: pd.DataFrame | None = None      # equilibrium window points
+    eq_start: float = math.nan              # change_step + k/(η_raw λ)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def eta_lambda(self) -> float:
+        return self.eta_raw * self.lam
+
+
+def _config(row: pd.Series) -> dict[str, Any]:
+    cfg = row.get("config")
+    return cfg if isinstance(cfg, dict) else {}
+
+
+def _ineligibility(row: pd.Series) -> list[str]:
+    """Spec fields a run violates (empty: eligible)."""
+    cfg = _config(row)
+    why = []
+    if not (cfg.get("model") or {}).get("scale_invariant", False):
+        why.append("model.scale_invariant = true (with norm = 'bn' or 'gn')")
+    if str(row.get("optimizer")) != "sgd":
+        why.append("optimizer.name = 'sgd'")
+    momentum = row.get("momentum")
+    if momentum is not None and np.isfinite(float(momentum)) and float(momentum) != 0.0:
+        why.append("optimizer.momentum = 0 (and no nonzero sweep.momentum)")
+    wd = row.get("weight_decay")
+    if wd is None or not float(wd) > 0:
+        why.append("sweep.weight_decay > 0")
+    return why
+
+
+def _change_epochs(cfg: dict[str, Any]) -> list[float]:
+    """Epochs at which the config's schedules step (piecewise ``at``, multistep ``milestones``)."""
+    out: list[float] = []
+    for sched in (cfg.get("schedule") or {}).values():
+        if isinstance(sched, dict):
+            if sched.get("kind") == "piecewise":
+                out += [float(a) for a in sched.get("at") or []]
+            elif sched.get("kind") == "multistep":
+                out += [float(a) for a in sched.get("milestones") or []]
+    return sorted(out)
+
+
+def _same(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-9 * max(abs(a), abs(b), 1e-300)
+
+
+def _prepare(row: pd.Series, pts: pd.DataFrame, burn_in: float) -> _Run | str:
+    """The run's final segment and equilibrium window, or why it has none."""
+    pts = pts[np.isfinite(pts["step"].astype(float))].sort_values("step").reset_index(drop=True)
+    if len(pts) < 2:
+        return "fewer than 2 points"
+    lr_t, wd_t = pts["lr_t"].astype(float).to_numpy(), pts["weight_decay_t"].astype(float).to_numpy()
+    if not (np.isfinite(lr_t[-1]) and np.isfinite(wd_t[-1])):
+        return "no scheduled lr/weight_decay at the last point"
+    seg = len(pts) - 1
+    while seg > 0 and _same(lr_t[seg - 1], lr_t[-1]) and _same(wd_t[seg - 1], wd_t[-1]):
+        seg -= 1
+    svag_l = float(row.get("svag_l") or 1.0)
+    eta_raw, lam = lr_t[-1] / svag_l, wd_t[-1]
+    if not (eta_raw > 0 and lam > 0):
+        return f"final segment has η = {lr_t[-1]:g}, λ = {lam:g} (needs both > 0)"
+    steps = pts["step"].to_numpy(float)
+    change = 0.0
+    if seg > 0:
+        change = steps[seg - 1]  # the change happened after the previous point; refine from the schedule
+        epochs = pts["epoch"].to_numpy(float) if "epoch" in pts else np.full(len(pts), np.nan)
+        per_epoch = steps[seg] / epochs[seg] if np.isfinite(epochs[seg]) and epochs[seg] > 0 else math.nan
+        for at in _change_epochs(_config(row)):
+            if np.isfinite(per_epoch) and epochs[seg - 1] < at <= epochs[seg]:
+                change = float(math.ceil(at * per_epoch - 1e-9))
+    run = _Run(int(row["run_id"]), row, pts, eta_raw, lam, seg, change)
+    run.eq_start = change + burn_in / run.eta_lambda
+    prev = np.concatenate([[-np.inf], steps[:-1]])
+    in_window = (np.arange(len(pts)) >= seg) & (prev >= run.eq_start)
+    run.info = {"window_points": int(in_window.sum()), "equilibrium_from_step": run.eq_start,
+                "last_step": float(steps[-1])}
+    if in_window.sum() < MIN_WINDOW_POINTS:
+        interval = float(np.median(np.diff(steps))) if len(steps) > 1 else math.nan
+        need = run.eq_start + MIN_WINDOW_POINTS * interval
+        run.info["not_at_equilibrium"] = f"needs ≥ {need:.0f} raw steps (window from {run.eq_start:.0f})"
+        return run
+    run.window = pts[in_window]
+    return run
+
+
+def _wmean(run: _Run, col: str, square: bool = False) -> float:
+    if run.window is None or col not in run.window:
+        return math.nan
+    v = run.window[col].astype(float).to_numpy()
+    v = v[np.isfinite(v)]
+    if square:
+        v = v**2
+    return float(v.mean()) if len(v) else math.nan
+
+
+# ------------------------------------------------------------------------------------------------- parts
+
+
+def _part(status: str, reason: str, statistic: float | None = None, **extra: Any) -> dict[str, Any]:
+    return {"status": status, "reason": reason, "statistic": statistic, **extra}
+
+
+def _p1(runs: list[_Run], tol: float) -> tuple[dict[str, Any], dict[int, dict[str, Any]]]:
+    lo, hi = 1.0 / (1.0 + tol), 1.0 + tol
+    rows: dict[int, dict[str, Any]] = {}
+    for r in runs:
+        if r.window is None:
+            continue
+        v = r.window["angular_update"].astype(float).to_numpy()
+        v = v[np.isfinite(v)]
+        if len(v) < MIN_WINDOW_POINTS:
+            continue
+        ratios = v**2 / (2 * r.eta_lambda)
+        ratio = float(ratios.mean())
+        rows[r.run_id] = {"p1_ratio": ratio, "p1_ratio_se": float(ratios.std(ddof=1) / math.sqrt(len(ratios))),
+                          "p1_in_band": bool(lo <= ratio <= hi)}
+    if not rows:
+        return _part("untested", "no eligible run has an equilibrium window with angular_update "
+                                 "(extend budget to ≥ k/(ηλ) steps plus 3 log points)"), rows
+    ratios = np.array([x["p1_ratio"] for x in rows.values()])
+    bad = [rid for rid, x in rows.items() if not x["p1_in_band"]]
+    worst = float(ratios[np.argmax(np.abs(np.log(ratios)))])
+    if bad:
+        return _part("fails", f"{len(bad)} of {len(rows)} runs have angular_update²/(2ηλ) outside "
+                              f"[{lo:.2f}, {hi:.2f}] (worst {worst:.3f})", worst, runs_tested=len(rows),
+                     runs_outside=bad, median_ratio=float(np.median(ratios))), rows
+    return _part("holds", f"all {len(rows)} runs in [{lo:.2f}, {hi:.2f}] (median {np.median(ratios):.3f}, "
+                          f"worst {worst:.3f})", worst, runs_tested=len(rows),
+                 median_ratio=float(np.median(ratios))), rows
+
+
+def _group_key(x: float) -> float:
+    return round(math.log(x), 6)
+
+
+def _p2(runs: list[_Run], alpha: float) -> dict[str, Any]:
+    eq = [r for r in runs if r.window is not None]
+    groups: dict[float, list[_Run]] = {}
+    for r in eq:
+        groups.setdefault(_group_key(r.eta_lambda), []).append(r)
+    groups = {k: g for k, g in groups.items() if len({_group_key(r.eta_raw) for r in g}) >= 2}
+    if not groups:
+        return _part("untested", "no two equilibrated runs share ηλ with different η (sweep lr and weight_decay "
+                                 "along ηλ = const, e.g. (0.05, 1e-2), (0.1, 5e-3), (0.2, 2.5e-3))")
+    # (a) slope of log |w|² on log(η/λ) with a fixed effect per group
+    xs, ys, gid = [], [], []
+    for i, g in enumerate(groups.values()):
+        for r in g:
+            w2 = _wmean(r, "weight_norm", square=True)
+            if np.isfinite(w2) and w2 > 0:
+                xs.append(math.log(r.eta_raw / r.lam))
+                ys.append(math.log(w2))
+                gid.append(i)
+    x, y, gid_a = np.array(xs), np.array(ys), np.array(gid)
+    for i in set(gid):
+        x[gid_a == i] -= x[gid_a == i].mean()
+        y[gid_a == i] -= y[gid_a == i].mean()
+    dof = len(x) - len(set(gid)) - 1
+    sxx = float(x @ x)
+    slope_part: dict[str, Any]
+    if dof < 1 or sxx <= 0:
+        slope_part = _part("untested", "|w|² slope needs one more run than (groups + 1): add a seed or a third "
+                                       "(η, λ) with the same ηλ")
+    else:
+        slope = float(x @ y / sxx)
+        resid = y - slope * x
+        se = math.sqrt(float(resid @ resid) / dof / sxx)
+        h = t_quantile(0.05, dof) * se
+        margin = max(P2_SLOPE_TOL, h)
+        detail = dict(slope=slope, se=se, halfwidth=h, dof=dof, n=len(x))
+        if abs(slope - P2_SLOPE) > margin:
+            slope_part = _part("fails", f"|w|² ∝ (η/λ)^{slope:.3f} ± {h:.3f}, not 0.5 (margin {margin:.3f})",
+                               slope, **detail)
+        elif h > P2_SLOPE_MAX_HALFWIDTH:
+            slope_part = _part("untested", f"slope {slope:.3f} ± {h:.3f}: too uncertain (95% half-width > "
+                                           f"{P2_SLOPE_MAX_HALFWIDTH}); add seeds or (η, λ) pairs", slope, **detail)
+        else:
+            slope_part = _part("holds", f"|w|² ∝ (η/λ)^{slope:.3f} ± {h:.3f} (0.5 within {margin:.3f})", slope,
+                               **detail)
+    metrics_part = _p2_metrics(groups, alpha)
+    statuses = {slope_part["status"], metrics_part["status"]}
+    status = "fails" if "fails" in statuses else "holds" if "holds" in statuses else "untested"
+    reason = f"|w|² slope: {slope_part['reason']}; metrics: {metrics_part['reason']}"
+    return _part(status, reason, slope_part.get("statistic"), slope=slope_part, metrics=metrics_part,
+                 groups=[{"eta_lambda": g[0].eta_lambda, "etas": sorted({r.eta_raw for r in g}), "runs": len(g)}
+                         for g in groups.values()])
+
+
+def _p2_metrics(groups: dict[float, list[_Run]], alpha: float) -> dict[str, Any]:
+    """Each config's seed mean against its group's smallest-η config, per metric, with the seed SD pooled over
+    every config of the P2 groups (seed noise of one configuration, THEORY.md notation; under P2 all configs of a
+    group share one equilibrium, so one SD per metric)."""
+    pairs, values = [], {}
+    for g in groups.values():
+        by_cfg: dict[tuple[float, float], list[_Run]] = {}
+        for r in g:
+            by_cfg.setdefault((_group_key(r.eta_raw), _group_key(r.lam)), []).append(r)
+        cfgs = sorted(by_cfg)
+        for metric in P2_METRICS:
+            arrays = {c: np.array([_wmean(r, metric) for r in by_cfg[c]]) for c in cfgs}
+            arrays = {c: v[np.isfinite(v)] for c, v in arrays.items()}
+            values.setdefault(metric, []).extend(arrays.values())
+            ref = arrays[cfgs[0]]
+            for c in cfgs[1:]:
+                if len(ref) and len(arrays[c]):
+                    pairs.append((g[0].eta_lambda, metric, by_cfg[cfgs[0]][0].eta_raw, by_cfg[c][0].eta_raw, ref,
+                                  arrays[c]))
+    if not pairs:
+        return _part("untested", "no equilibrium metric recorded")
+    pooled: dict[str, tuple[float, int]] = {}
+    for metric, arrays in values.items():
+        dof = sum(len(v) - 1 for v in arrays if len(v) >= 2)
+        ss = sum(float(((v - v.mean()) ** 2).sum()) for v in arrays if len(v) >= 2)
+        if dof >= 1:
+            pooled[metric] = (math.sqrt(ss / dof), dof)
+    m = sum(p[1] in pooled for p in pairs)
+    if m == 0:
+        return _part("untested", "needs ≥ 2 seeds per (η, λ) to size seed noise (seeds = [0, 1, 2])")
+    rows, differ, informative_equal = [], 0, 0
+    for eta_lambda, metric, ref_eta, eta, a, b in pairs:
+        if metric not in pooled:
+            continue
+        sd, dof = pooled[metric]
+        diff, se = float(b.mean() - a.mean()), sd * math.sqrt(1 / len(a) + 1 / len(b))
+        ref_mean = float(a.mean())
+        t_crit = t_quantile(alpha / m, dof)
+        allowed = P2_REL_MARGIN * abs(ref_mean) + t_crit * se
+        informative = t_crit * se <= P2_MAX_REL_HALFWIDTH * abs(ref_mean)
+        outcome = "differs" if abs(diff) > allowed else "equal" if informative else "too noisy"
+        differ += outcome == "differs"
+        informative_equal += outcome == "equal"
+        rows.append({"eta_lambda": eta_lambda, "metric": metric, "ref_eta": ref_eta, "eta": eta, "ref_mean": ref_mean,
+                     "diff": diff, "se": se, "seed_sd": sd, "dof": dof, "t_crit": t_crit, "allowed": allowed,
+                     "outcome": outcome})
+    why = (f"{differ} of {len(rows)} comparisons differ beyond {P2_REL_MARGIN:.0%}·|ref| + t_crit·SE "
+           f"(pooled seed SD, α = {alpha:g} Bonferroni over {m}), {informative_equal} equal, "
+           f"{len(rows) - differ - informative_equal} too noisy")
+    status = "fails" if differ else "holds" if informative_equal else "untested"
+    return _part(status, why, float(differ), comparisons=rows)
+
+
+def _p3(runs: list[_Run], metric: str, within: float) -> tuple[dict[str, Any], dict[int, dict[str, Any]]]:
+    col = metric
+    rows: dict[int, dict[str, Any]] = {}
+    for r in runs:
+        if r.seg_start == 0:
+            continue
+        note: dict[str, Any] = {"p3_eta_lambda_after": r.eta_lambda}
+        rows[r.run_id] = note
+        pts, seg = r.pts, r.seg_start
+        lr_t, wd_t = pts["lr_t"].astype(float).to_numpy(), pts["weight_decay_t"].astype(float).to_numpy()
+        if seg < 2 or not (_same(lr_t[seg - 1], lr_t[seg - 2]) and _same(wd_t[seg - 1], wd_t[seg - 2])):
+            note["p3_note"] = "the segment before the last change is not constant (a ramp, not a step change)"
+            continue
+        if r.window is None:
+            note["p3_note"] = "no equilibrium window after the change: " + r.info.get("not_at_equilibrium", "")
+            continue
+        q = pts[col].astype(float).to_numpy() ** 2
+        steps = pts["step"].to_numpy(float)
+        wq = r.window[col].astype(float).to_numpy() ** 2
+        ws = r.window["step"].to_numpy(float)
+        ok = np.isfinite(wq)
+        trend = np.polyfit(ws[ok], wq[ok], 1) if ok.sum() >= 3 else np.array([0.0, np.nanmean(wq)])
+        q_eq = np.polyval(trend, steps)
+        dev = np.abs(q / q_eq - 1.0)
+        moved = float(np.nanmax(dev[seg - 1 : seg + 1]))
+        note.update(p3_jump=float(q[seg - 1] / q_eq[seg - 1]), p3_q_eq=float(np.polyval(trend, steps[-1])),
+                    p3_drift=float(trend[0] * (ws[-1] - ws[0]) / np.polyval(trend, ws[-1])))
+        if not np.isfinite(moved) or moved <= 2 * within:
+            note["p3_note"] = f"the change moved {col}² by only {moved:.1%} (needs > {2 * within:.0%})"
+            continue
+        if dev[seg] <= within:
+            note["p3_note"] = (f"already within {within:.0%} at the first point after the change: log more often "
+                               f"(log.every_steps ≤ T_eq/3)")
+            continue
+        after = np.flatnonzero((np.arange(len(pts)) > seg) & (dev <= within))
+        if not len(after):
+            note["p3_note"] = f"{col}² never comes within {within:.0%} of its window mean"
+            continue
+        j = int(after[0])
+        frac = (dev[j - 1] - within) / (dev[j - 1] - dev[j]) if dev[j - 1] != dev[j] else 1.0
+        t_eq = steps[j - 1] + frac * (steps[j] - steps[j - 1]) - r.change_step
+        note.update(t_eq=float(t_eq), t_eq_times_eta_lambda=float(t_eq * r.eta_lambda))
+    timed = {rid: n for rid, n in rows.items() if "t_eq" in n}
+    if not rows:
+        return _part("untested", "no run has a step change of η or λ ([schedule.weight_decay] or [schedule.lr] "
+                                 "kind = 'piecewise')"), rows
+    x = np.array([n["p3_eta_lambda_after"] for n in timed.values()])
+    y = np.array([n["t_eq"] for n in timed.values()])
+    if len(timed) < 3 or len({_group_key(v) for v in x}) < 2:
+        return _part("untested", f"{len(timed)} of {len(rows)} step-change runs could be timed (needs ≥ 3 with "
+                                 f"≥ 2 distinct ηλ after the change; see p3_note)"), rows
+    slope, se = loglog_slope(x, y)
+    dof = len(x) - 2
+    h = t_quantile(0.05, dof) * se if np.isfinite(se) else math.inf
+    margin = max(P3_SLOPE_TOL, h)
+    detail = dict(slope=slope, se=se, halfwidth=h, dof=dof, n=len(x), metric=metric, within=within,
+                  t_eq_times_eta_lambda=[float(v) for v in x * y])
+    if abs(slope - P3_SLOPE) > margin:
+        return _part("fails", f"T_eq ∝ (ηλ)^{slope:.2f} ± {h:.2f}, not −1 (margin {margin:.2f})", slope,
+                     **detail), rows
+    if h > P3_SLOPE_MAX_HALFWIDTH:
+        return _part("untested", f"T_eq slope {slope:.2f} ± {h:.2f}: too uncertain (half-width > "
+                                 f"{P3_SLOPE_MAX_HALFWIDTH}); add ηλ values or seeds", slope, **detail), rows
+    return _part("holds", f"T_eq ∝ (ηλ)^{slope:.2f} ± {h:.2f} over {len(x)} runs (−1 within {margin:.2f})", slope,
+                 **detail), rows
+
+
+# ------------------------------------------------------------------------------------------------- check
+
+ADD = {
+    "P1": "an equilibrium window: budget ≥ 1.5/(ηλ) raw steps after the last change, plus ≥ 3 log points",
+    "P2": "runs with equal ηλ and different η (sweep lr and weight_decay, e.g. lr = [0.05, 0.1, 0.2] × "
+          "weight_decay = [2.5e-3, 5e-3, 1e-2]) and seeds = [0, 1] or more",
+    "P3": "a step change: [schedule.weight_decay] kind = 'piecewise', at = [epoch after equilibrium], values = "
+          "[1, 4] (or [schedule.lr]) over ≥ 3 values of ηλ, logging at ≤ T_eq/3 (log.every_steps)",
+}
+
+
+def check(data: StudyData, *, metric: str | None = None, tolerance: float | None = None,
+          burn_in: float = BURN_IN, within: float = P3_WITHIN, alpha: float = ALPHA) -> Verdict:
+    """P1, P2, P3 of THEORY.md §4 (see the module docstring for statistics and decision rules).
+
+    ``metric``: what P3 times, ``"weight_norm"`` (|w|², default) or ``"angular_update"``. ``tolerance``: P1's
+    relative band, ratio ∈ [1/(1+tol), 1+tol] (default 0.25 → [0.8, 1.25], THEORY §4). ``burn_in``: k, the
+    equilibrium window starts k/(η_raw λ) raw steps after the last change (default 1.5). ``within``: P3's x
+    (default 0.10). ``alpha``: P2's family-wise level for the equal-metric comparisons (default 0.01).
+    """
+    metric = metric or "weight_norm"
+    if metric not in P3_METRICS:
+        raise ValueError(f"intrinsic-lr metric must be one of {P3_METRICS} (what P3 times), got {metric!r}")
+    tol = P1_TOLERANCE if tolerance is None else float(tolerance)
+    params = {"p1_tolerance": tol, "burn_in_k": burn_in, "p3_metric": metric, "p3_within": within, "alpha": alpha}
+    tolerance_info = {
+        "p1_band": [1 / (1 + tol), 1 + tol], "burn_in_k": burn_in,
+        "p2_slope": f"0.5 ± max({P2_SLOPE_TOL}, t0.975·SE), undetermined if t0.975·SE > {P2_SLOPE_MAX_HALFWIDTH}",
+        "p2_metrics": f"|diff| ≤ {P2_REL_MARGIN:.0%}·|ref| + t_crit·SE (pooled seed SD, α = {alpha:g}, Bonferroni)",
+        "p3": f"T_eq to within {within:.0%} of the new equilibrium; slope −1 ± max({P3_SLOPE_TOL}, t0.975·SE), "
+              f"undetermined if t0.975·SE > {P3_SLOPE_MAX_HALFWIDTH}",
+        "why": "THEORY.md §4: P1 band [0.8, 1.25]; equilibrium after ≥ k/(ηλ) steps = 4k relaxation times of |w|⁴; "
+               "seed noise (P2) and the fit's standard error (P2 slope, P3) size the rest",
+    }
+    runs = data.finished_runs()
+    if runs.empty:
+        return inconclusive(NAME, "The study has no finished runs.", ["completed runs"], parameters=params,
+                            tolerance=tolerance_info)
+    excluded: list[dict[str, Any]] = []
+    needs: list[str] = []
+    prepared: list[_Run] = []
+    for _, row in runs.iterrows():
+        why = _ineligibility(row)
+        if row.get("status") == "diverged":
+            why = why + ["diverged"]
+        if why:
+            excluded.append({"run_id": int(row["run_id"]), "reasons": why})
+            needs += [w for w in why if w != "diverged" and w not in needs]
+            continue
+        run = _prepare(row, data.points[data.points.run_id == row["run_id"]], burn_in)
+        if isinstance(run, str):
+            excluded.append({"run_id": int(row["run_id"]), "reasons": [run]})
+            continue
+        prepared.append(run)
+    if not prepared:
+        return inconclusive(NAME, "No run is a scale-invariant model trained by plain SGD with weight decay: the "
+                                  "intrinsic-LR predictions do not apply.", needs or ["eligible runs with points"],
+                            parameters=params, tolerance=tolerance_info, details={"excluded": excluded})
+    p1, p1_rows = _p1(prepared, tol)
+    p2 = _p2(prepared, alpha)
+    p3, p3_rows = _p3(prepared, metric, within)
+    parts = {"P1": p1, "P2": p2, "P3": p3}
+    for name, part in parts.items():
+        if part["status"] == "untested":
+            part["add"] = ADD[name]
+    evidence = [_evidence_row(r, p1_rows.get(r.run_id, {}), p3_rows.get(r.run_id, {})) for r in prepared]
+    tested = [n for n, p in parts.items() if p["status"] != "untested"]
+    failed = [n for n, p in parts.items() if p["status"] == "fails"]
+    text = "; ".join(f"{n} {p['status']} ({p['reason']})" for n, p in parts.items())
+    statistic = next((p["statistic"] for p in parts.values() if p["status"] != "untested"), None)
+    details = {"parts": parts, "tested": tested, "excluded": excluded}
+    if failed:
+        verdict = "REFUTED"
+    elif tested:
+        verdict = "CONFIRMED"
+    else:
+        return inconclusive(NAME, f"No part could be tested: {text}.", [ADD[n] for n in parts],
+                            parameters=params, tolerance=tolerance_info, evidence=evidence, details=details)
+    summary = f"{verdict}: tested {', '.join(tested)} ({', '.join(n for n in parts if n not in tested) or 'none'} " \
+              f"untestable). {text}."
+    return Verdict(NAME, verdict, summary, statistic=statistic, parameters=params, tolerance=tolerance_info,
+                   evidence=evidence, details=details)
+
+
+def _evidence_row(r: _Run, p1: dict[str, Any], p3: dict[str, Any]) -> dict[str, Any]:
+    w2 = _wmean(r, "weight_norm", square=True)
+    return {
+        "run_id": r.run_id, "trial_id": r.row.get("trial_id"), "seed": r.row.get("seed"),
+        "lr": float(r.row.get("lr")), "weight_decay": float(r.row.get("weight_decay")),
+        "svag_l": float(r.row.get("svag_l") or 1.0), "eta_raw": r.eta_raw, "lambda": r.lam,
+        "eta_lambda": r.eta_lambda, "change_step": r.change_step, **r.info,
+        "weight_norm_sq": w2, "effective_lr": _wmean(r, "effective_lr"), "test_loss": _wmean(r, "test_loss"),
+        "test_acc": _wmean(r, "test_acc"), **p1, **p3,
+    }
+
+
+# ------------------------------------------------------------------------------------------------ figure
+
+
+def figure(data: StudyData, verdict: Verdict) -> Any:
+    """(a) angular_update²/(2ηλ) against steps × ηλ after the last change, with the P1 band; (b) window-mean
+    |w|² against η/λ (log–log) per ηλ group with the √(η/λ) reference; (c) T_eq against ηλ with slope −1."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(13, 4), layout="constrained")
+    ax1, ax2, ax3 = fig.subplots(1, 3)
+    rows = {int(e["run_id"]): e for e in verdict.evidence}
+    band = verdict.tolerance.get("p1_band", [0.8, 1.25])
+    for rid, e in rows.items():
+        pts = data.points[data.points.run_id == rid].sort_values("step")
+        pts = pts[pts.step > e["change_step"]]
+        t = (pts.step.to_numpy(float) - e["change_step"]) * e["eta_lambda"]
+        ax1.plot(t, pts.angular_update.to_numpy(float) ** 2 / (2 * e["eta_lambda"]), lw=1,
+                 label=f"ηλ={e['eta_lambda']:.2g}, η={e['eta_raw']:.2g}")
+    ax1.axhspan(band[0], band[1], color="0.9", zorder=0)
+    ax1.axhline(1, color="k", lw=0.8)
+    ax1.axvline(verdict.parameters.get("burn_in_k", BURN_IN), color="k", ls=":", lw=0.8)
+    ax1.set(xlabel="raw steps × ηλ since the last change", ylabel="angular update² / (2ηλ)", title="P1")
+    if len(rows) <= 12:
+        ax1.legend(fontsize=6)
+    groups: dict[float, list[dict[str, Any]]] = {}
+    for e in rows.values():
+        if np.isfinite(e.get("weight_norm_sq", np.nan)):
+            groups.setdefault(_group_key(e["eta_lambda"]), []).append(e)
+    for g in groups.values():
+        x = np.array([e["eta_raw"] / e["lambda"] for e in g])
+        y = np.array([e["weight_norm_sq"] for e in g])
+        ax2.loglog(x, y, "o", label=f"ηλ={g[0]['eta_lambda']:.2g}")
+        xs = np.geomspace(x.min(), x.max(), 10)
+        ax2.loglog(xs, np.exp(np.mean(np.log(y) - 0.5 * np.log(x))) * np.sqrt(xs), "k:", lw=0.8)
+    ax2.set(xlabel="η/λ", ylabel="|w|² (window mean)", title="P2: |w|² ∝ √(η/λ)")
+    if groups:
+        ax2.legend(fontsize=6)
+    timed = [e for e in rows.values() if np.isfinite(e.get("t_eq", np.nan))]
+    if timed:
+        x = np.array([e["p3_eta_lambda_after"] for e in timed])
+        y = np.array([e["t_eq"] for e in timed])
+        ax3.loglog(x, y, "o")
+        xs = np.geomspace(x.min(), x.max(), 10)
+        ax3.loglog(xs, np.exp(np.mean(np.log(y) + np.log(x))) / xs, "k:", lw=0.8, label="slope −1")
+        ax3.legend(fontsize=6)
+    ax3.set(xlabel="ηλ after the change", ylabel="T_eq (raw steps)", title="P3")
+    fig.suptitle(f"intrinsic-lr: {verdict.verdict}")
+    return fig
