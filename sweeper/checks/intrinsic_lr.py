@@ -54,7 +54,7 @@ import numpy as np
 import pandas as pd
 
 from sweeper.checks.base import StudyData, Verdict, inconclusive
-from sweeper.checks.stats import loglog_slope
+from sweeper.checks.stats import loglog_slope, t_quantile
 
 NAME = "intrinsic-lr"
 
@@ -77,60 +77,9 @@ P3_SLOPE_MAX_HALFWIDTH = 0.5
 P3_METRICS = ("weight_norm", "angular_update")
 
 
-# --------------------------------------------------------------------------------------- Student t (no scipy)
-
-
-def _betacf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the regularized incomplete beta (modified Lentz)."""
-    tiny = 1e-300
-    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 500):
-        m2 = 2 * m
-        even = m * (b - m) * x / ((a + m2 - 1) * (a + m2))
-        odd = -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1))
-        for num in (even, odd):
-            d = 1.0 + num * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + num / c
-            c = c if abs(c) > tiny else tiny
-            h *= d * c
-        if abs(d * c - 1.0) < 1e-14:
-            break
-    return h
-
-
-def _betainc(a: float, b: float, x: float) -> float:
-    """Regularized incomplete beta I_x(a, b)."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
-    if x < (a + 1.0) / (a + b + 2.0):
-        return front * _betacf(a, b, x) / a
-    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
-
-
-def t_two_sided_p(t: float, dof: float) -> float:
-    """P(|T| ≥ |t|) for Student's t with ``dof`` (> 0, may be fractional) degrees of freedom."""
-    return _betainc(dof / 2.0, 0.5, dof / (dof + t * t))
-
-
-def t_quantile(p_two_sided: float, dof: float) -> float:
-    """t with P(|T| ≥ t) = p_two_sided (bisection on the CDF; t₀.₉₇₅ for p = 0.05)."""
-    lo, hi = 0.0, 1.0
-    while t_two_sided_p(hi, dof) > p_two_sided:
-        hi *= 2.0
-        if hi > 1e12:
-            return math.inf
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if t_two_sided_p(mid, dof) > p_two_sided else (lo, mid)
-        if hi - lo < 1e-10 * max(1.0, hi):
-            break
-    return 0.5 * (lo + hi)
+def t_crit(p_two_sided: float, dof: float) -> float:
+    """t with P(|T| ≥ t) = p_two_sided (t₀.₉₇₅ for p = 0.05), from the shared Student-t quantile."""
+    return t_quantile(1.0 - p_two_sided / 2.0, dof)
 
 
 # ----------------------------------------------------------------------------------------------- per run
@@ -315,7 +264,7 @@ def _p2(runs: list[_Run], alpha: float) -> dict[str, Any]:
         slope = float(x @ y / sxx)
         resid = y - slope * x
         se = math.sqrt(float(resid @ resid) / dof / sxx)
-        h = t_quantile(0.05, dof) * se
+        h = t_crit(0.05, dof) * se
         margin = max(P2_SLOPE_TOL, h)
         detail = dict(slope=slope, se=se, halfwidth=h, dof=dof, n=len(x))
         if abs(slope - P2_SLOPE) > margin:
@@ -373,14 +322,14 @@ def _p2_metrics(groups: dict[float, list[_Run]], alpha: float) -> dict[str, Any]
         sd, dof = pooled[metric]
         diff, se = float(b.mean() - a.mean()), sd * math.sqrt(1 / len(a) + 1 / len(b))
         ref_mean = float(a.mean())
-        t_crit = t_quantile(alpha / m, dof)
-        allowed = P2_REL_MARGIN * abs(ref_mean) + t_crit * se
-        informative = t_crit * se <= P2_MAX_REL_HALFWIDTH * abs(ref_mean)
+        crit = t_crit(alpha / m, dof)
+        allowed = P2_REL_MARGIN * abs(ref_mean) + crit * se
+        informative = crit * se <= P2_MAX_REL_HALFWIDTH * abs(ref_mean)
         outcome = "differs" if abs(diff) > allowed else "equal" if informative else "too noisy"
         differ += outcome == "differs"
         informative_equal += outcome == "equal"
         rows.append({"eta_lambda": eta_lambda, "metric": metric, "ref_eta": ref_eta, "eta": eta, "ref_mean": ref_mean,
-                     "diff": diff, "se": se, "seed_sd": sd, "dof": dof, "t_crit": t_crit, "allowed": allowed,
+                     "diff": diff, "se": se, "seed_sd": sd, "dof": dof, "t_crit": crit, "allowed": allowed,
                      "outcome": outcome})
     why = (f"{differ} of {len(rows)} comparisons differ beyond {P2_REL_MARGIN:.0%}·|ref| + t_crit·SE "
            f"(pooled seed SD, α = {alpha:g} Bonferroni over {m}), {informative_equal} equal, "
@@ -442,7 +391,7 @@ def _p3(runs: list[_Run], metric: str, within: float) -> tuple[dict[str, Any], d
                                  f"≥ 2 distinct ηλ after the change; see p3_note)"), rows
     slope, se = loglog_slope(x, y)
     dof = len(x) - 2
-    h = t_quantile(0.05, dof) * se if np.isfinite(se) else math.inf
+    h = t_crit(0.05, dof) * se if np.isfinite(se) else math.inf
     margin = max(P3_SLOPE_TOL, h)
     detail = dict(slope=slope, se=se, halfwidth=h, dof=dof, n=len(x), metric=metric, within=within,
                   t_eq_times_eta_lambda=[float(v) for v in x * y])

@@ -206,10 +206,10 @@ def test_figure_draws():
 
 
 def test_student_t_quantiles():
-    assert intrinsic_lr.t_quantile(0.05, 1) == pytest.approx(12.7062, rel=1e-4)
-    assert intrinsic_lr.t_quantile(0.05, 10) == pytest.approx(2.2281, rel=1e-4)
-    assert intrinsic_lr.t_quantile(0.01, 1e6) == pytest.approx(2.5758, rel=1e-4)
-    assert intrinsic_lr.t_two_sided_p(2.0, 3.5) == pytest.approx(0.126139, rel=1e-4)
+    assert intrinsic_lr.t_crit(0.05, 1) == pytest.approx(12.7062, rel=1e-4)
+    assert intrinsic_lr.t_crit(0.05, 10) == pytest.approx(2.2281, rel=1e-4)
+    assert intrinsic_lr.t_crit(0.01, 1e6) == pytest.approx(2.5758, rel=1e-4)
+    assert intrinsic_lr.t_crit(0.126139, 3.5) == pytest.approx(2.0, rel=1e-3)
 
 
 @pytest.mark.slow
