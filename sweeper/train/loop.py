@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,7 @@ from sweeper.reporter import Report, Reporter, Status
 from sweeper.spec import is_adaptive
 from sweeper.train.clock import Clock, make_clock
 from sweeper.train.diagnose import Diagnostics
+from sweeper.train.divergence import Start, exceeds, exceeds_tensor
 from sweeper.train.metrics import GradNormMeter, WeightTracker, evaluate, example_losses
 from sweeper.train.optim import Stepper
 from sweeper.train.sampler import BatchSampler
@@ -23,8 +23,8 @@ from sweeper.train.schedule import multiplier
 from sweeper.diagnostics import TwoBatchNoiseScale
 from sweeper.train.svag import coefficients, example_weights, mixing_l
 
-# Divergence is checked on the host every step on CPU; on an accelerator every few steps, with the first bad step
-# kept on the device so no per-step sync is needed.
+# Divergence (the rule: sweeper/train/divergence.py) is checked on the host every step on CPU; on an accelerator
+# every few steps, with the first bad step kept on the device so no per-step sync is needed.
 CHECK_EVERY_ACCELERATOR = 32
 
 
@@ -78,6 +78,8 @@ class Trial:
         self.adaptive = is_adaptive(config.optimizer.name)
         self.step = 0
         self.sde_time = 0.0
+        self.start: Start | None = None  # the divergence rule's start values, from the step-0 point
+        self.check_every = 1 if self.device.type == "cpu" else CHECK_EVERY_ACCELERATOR  # steps between host checks
         n_eval = config.log.eval_samples or None
         self.eval_train = (self.data.x_train[:n_eval], self.data.y_train[:n_eval])
         self.eval_test = (self.data.x_test[:n_eval], self.data.y_test[:n_eval])
@@ -165,14 +167,19 @@ class Trial:
 
     # --------------------------------------------------------------------------------------------- points
 
-    def point(self) -> dict[str, Any]:
-        lr, wd = self.hyperparameters()
+    def losses(self) -> tuple[float, float | None, float, float | None]:
+        """(train_loss, train_acc, test_loss, test_acc) of the model now, as a point carries them."""
         train_loss, train_acc = evaluate(self.model, *self.eval_train, self.data.task)
         if self.exact_test_loss is not None:
             w = self.trainable[0].detach().reshape(-1)
             test_loss, test_acc = self.exact_test_loss(w), None
         else:
             test_loss, test_acc = evaluate(self.model, *self.eval_test, self.data.task)
+        return train_loss, train_acc, test_loss, test_acc
+
+    def point(self) -> dict[str, Any]:
+        lr, wd = self.hyperparameters()
+        train_loss, train_acc, test_loss, test_acc = self.losses()
         norm = self.tracker.norm_tensor().item()
         return {
             "step": self.step,
@@ -207,12 +214,20 @@ class Trial:
             "sampler": self.sampler.state_dict(),
             "trajectory": self.diagnostics.trajectory.state_dict() if self.diagnostics.trajectory else None,
             "online_noise": self.online.state_dict() if self.online else None,
+            "divergence_start": self.start.state_dict() if self.start else None,
             "trial_id": self.config.trial_id,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("trial_id") != self.config.trial_id:
             raise ValueError(f"checkpoint of trial {state.get('trial_id')!r} given to trial {self.config.trial_id!r}")
+        if state.get("divergence_start") is not None:
+            self.start = Start(dict(state["divergence_start"]))
+        elif self.step == 0:  # a checkpoint from before the rule: this fresh trial's model is still the step-0 one
+            train_loss, _, test_loss, _ = self.losses()
+            self.start = Start({"train_loss": train_loss, "test_loss": test_loss})
+        else:
+            raise ValueError("checkpoint without divergence_start given to a trial that has already stepped")
         self.model.load_state_dict(state["model"])
         self.stepper.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
@@ -233,7 +248,7 @@ class Trial:
         self.grad_meter = GradNormMeter(self.trainable)
         info = {"device": str(self.device)}
         measure_every = self.config.log.measure_every
-        check_every = 1 if self.device.type == "cpu" else CHECK_EVERY_ACCELERATOR
+        check_every = self.check_every
         bad_step = torch.full((), -1, dtype=torch.long, device=self.device)
         log_set = set(self.clock.log_steps)
         diag, trajectory = self.diagnostics, self.diagnostics.trajectory
@@ -241,14 +256,19 @@ class Trial:
         points: list[dict[str, Any]] = []
         rows: list[dict[str, Any]] = []
         last_report = time.monotonic()
+        status: Status = "completed"
+        diverged_step: int | None = None
         if self.step == 0:
             if trajectory and trajectory.wants(0):
                 trajectory.record(0)
             rows += diag.run_due(0)
             points.append(self.point())
-        status: Status = "completed"
-        diverged_step: int | None = None
-        for event in sorted(s for s in log_set | diag.steps() if s > self.step):
+            self.start = Start.from_point(points[-1])
+            if self.start.point_diverged(points[-1]):
+                status, diverged_step = "diverged", 0
+        limit = self.start.batch_bound
+        events = sorted(s for s in log_set | diag.steps() if s > self.step) if diverged_step is None else []
+        for event in events:
             while self.step < event:
                 lr, wd = self.hyperparameters()
                 measure = (self.step + 1) % measure_every == 0 or self.step + 1 in log_set
@@ -256,12 +276,13 @@ class Trial:
                 if trajectory and trajectory.wants(self.step):
                     trajectory.record(self.step)
                 if check_every == 1:
-                    if not math.isfinite(loss.item()):
+                    if exceeds(loss.item(), limit):
                         diverged_step = self.step
                 else:
-                    bad_step = torch.where((bad_step < 0) & ~torch.isfinite(loss), self.step, bad_step)
+                    bad_step = torch.where((bad_step < 0) & exceeds_tensor(loss, limit), self.step, bad_step)
                     if self.step % check_every == 0 or self.step == event:
-                        diverged_step = int(bad_step.item()) if bad_step.item() >= 0 else None
+                        first_bad = int(bad_step.item())
+                        diverged_step = first_bad if first_bad >= 0 else None
                 if diverged_step is not None:
                     break
             if diverged_step is not None:
@@ -272,6 +293,9 @@ class Trial:
             if self.step not in log_set:
                 continue
             points.append(self.point())
+            if self.start.point_diverged(points[-1]):
+                status, diverged_step = "diverged", self.step
+                break
             if time.monotonic() - last_report >= self.config.log.report_seconds and self.step < self.clock.total_steps:
                 rows += trajectory.flush() if trajectory else []
                 reporter.report(Report(points, "running", self.step, self.state_dict(), info, rows))
