@@ -1,17 +1,17 @@
-"""``sqrt-rule``: the square-root scaling rule for Adam / RMSprop (THEORY.md §3). B → κB with η → √κ·η,
+"""``sqrt-rule``: the square-root scaling rule for Adam / RMSprop (docs/theory.md §3). B → κB with η → √κ·η,
 1 − β → κ(1 − β) (β1 and β2), ε → ε/√κ leaves the adaptive SDE unchanged, so the runs of a square-root path agree
 at equal SDE time t = k·η² (``points.sde_time`` of adaptive runs).
 
-Statistic, tolerance and decision: exactly those of ``lsr`` (``lsr.compare_path``: K equal windows of SDE time,
-per-window difference from κ = 1 with a seed-replicate, seed-paired SE, tolerance r·|κ = 1 value| with r = 5% by
-default, Student-t allowance Bonferroni over the windows, diverged runs count as the rule failing), applied to the
+Statistic, tolerance and decision: exactly those of ``lsr`` (``paths.compare_path``: K equal windows of SDE time,
+seed-paired differences with autocorrelation-aware errors, tolerance r·|κ = 1 value| with r = 5% by default,
+equivalence per window at level α, failures by Holm, diverged runs count as the rule failing), applied to the
 square-root path. The 5% default sits inside the reference result (final accuracy within 3 points of ≈ 90% across
-batch sizes) and well inside THEORY §2's 20% failure line.
+batch sizes) and well inside docs/theory.md §2's 20% failure line.
 
 Control arm. When the study also holds linear-rule paths of the same optimizer (``[scaling] rule = ["sqrt",
 "linear"]``), they are compared the same way on their own time axis — epochs, along which a linear path's runs sit
 at equal k·η (at equal k·η² they would not line up: a κ run covers κ× more of it per epoch) — and reported beside
-the verdict (THEORY §3 expects the linear rule to do worse for Adam). The control arm never changes the verdict.
+the verdict (docs/theory.md §3 expects the linear rule to do worse for Adam). The control arm never changes the verdict.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from __future__ import annotations
 from typing import Any
 
 from sweeper.checks.base import StudyData, Verdict, inconclusive
-from sweeper.checks.lsr import (ADAPTIVE, ALPHA, RELATIVE, SEEDS_HINT, TOLERANCE_WHY, WINDOWS, PathResult, combine,
-                                compare_path, describe, figure_paths, metric_or_none, paths)
+from sweeper.checks.defaults import ADAPTIVE, ALPHA, RELATIVE, SEEDS_HINT, WINDOWS, tolerance_why
+from sweeper.checks.lsr import metric_or_none
+from sweeper.checks.paths import PathResult, compare_path, describe, figure_paths, paths, verdict
 
 NAME = "sqrt-rule"
 
@@ -47,7 +48,7 @@ def check(data: StudyData, *, metric: str | None = None, tolerance: float | None
     """
     relative = RELATIVE if tolerance is None else float(tolerance)
     tol = {"relative": relative, "alpha": alpha, "windows": windows,
-           "why": TOLERANCE_WHY.format(r=relative, a=alpha, k=windows)}
+           "why": tolerance_why(relative, alpha, windows)}
     name, bad = metric_or_none(data.points, metric)
     params = {"metric": name, "windows": windows, "alpha": alpha, "axis": "sde_time (k·η²)",
               "control_axis": "epoch"}
@@ -61,7 +62,7 @@ def check(data: StudyData, *, metric: str | None = None, tolerance: float | None
                              'control; κ = 1 is the baseline)', SEEDS_HINT], tolerance=tol, parameters=params)
     if sqrt.empty:
         opts = ", ".join(sorted(runs[rules == "sqrt"].optimizer.unique()))
-        return inconclusive(NAME, f"The square-root path's runs use {opts}; the rule is for Adam/RMSprop (THEORY "
+        return inconclusive(NAME, f"The square-root path's runs use {opts}; the rule is for Adam/RMSprop (docs/theory.md "
                             "§3).", ['[optimizer] name = "adam" (or "rmsprop")'], tolerance=tol, parameters=params)
     if bad:
         return inconclusive(NAME, f"Cannot compare: {bad}.", [f"--metric: a recorded point column ({bad})"],
@@ -74,10 +75,10 @@ def check(data: StudyData, *, metric: str | None = None, tolerance: float | None
     clause = _control_clause(control)
     details = {"control": [p.as_json() for p in control],
                "control_summary": [describe(p) for p in control]}
-    return combine(NAME, results, headline=f"Square-root rule on {name} at equal k·η²", tolerance=tol,
+    return verdict(NAME, results, headline=f"Square-root rule on {name} at equal k·η²", tolerance=tol,
                    parameters=params, extra_evidence=[r for p in control for r in p.rows], extra_details=details,
                    suffix=clause)
 
 
-def figure(data: StudyData, verdict: Verdict) -> Any:
-    return figure_paths(data, verdict, "square-root rule")
+def figure(data: StudyData, verdict_: Verdict) -> Any:
+    return figure_paths(data, verdict_, "square-root rule")

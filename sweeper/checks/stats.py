@@ -1,172 +1,236 @@
-"""Statistics the checks share: values at equal SDE time, seed replicates, and noise-sized comparisons."""
+"""Statistics the checks share: a run's time average with an autocorrelation-aware error, replicates combined
+across seeds with their between-seed spread, equivalence and difference decisions, Holm, and log–log fits.
+
+The model (docs/theory.md §10). A run's metric over a window of time is a noisy curve; its time average m has a
+*within-run* variance v estimated from the curve itself: residuals from a straight line through the window (the
+deterministic drift is not noise) with their integrated autocorrelation time τ (an AR(1) spectral estimate at
+frequency zero), so v = σ²·τ/n and the information is that of n/τ independent points. Seeds add a *between-seed* component that the
+within-run estimate cannot see (initialisation, slow modes). It is measured as an overdispersion factor
+φ = Q/df, Cochran's Q = Σ (m_s − m̄)²/v_s pooled over every window and comparison of a family, and applied as
+φ̂ = max(1, φ) to every within-run variance (the multiplicative random-effects model of meta-analysis). With two
+seeds, five windows and three κ that is 15 degrees of freedom for φ, where seed replicates alone give one per
+window; more seeds still help (φ's df and 1/n); a single seed is judged on its within-run variance alone.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
+from scipy import stats as sps
+
+MAX_RHO = 0.99  # lag-1 autocorrelation cap (τ ≤ 199 samples)
 
 
-def value_at(points: pd.DataFrame, run_id: int, metric: str, times: np.ndarray, axis: str = "sde_time") -> np.ndarray:
-    """``metric`` of one run linearly interpolated at ``times`` on ``axis`` (NaN outside the run's range)."""
-    run = points[points.run_id == run_id].sort_values(axis)
-    x, y = run[axis].to_numpy(float), run[metric].to_numpy(float)
-    ok = np.isfinite(x) & np.isfinite(y)
-    if ok.sum() < 2:
-        return np.full(len(times), np.nan)
-    return np.interp(times, x[ok], y[ok], left=np.nan, right=np.nan)
+@dataclass(frozen=True)
+class SeriesMean:
+    """Mean of one evenly sampled series, its variance and degrees of freedom (``tau``: integrated
+    autocorrelation time in samples; ``n``: samples)."""
+
+    mean: float
+    var: float
+    df: float
+    n: int
+    tau: float
 
 
-def loglog_slope(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Least-squares slope of log y on log x and its standard error (NaN with fewer than 3 points)."""
+def ar1_time(r: np.ndarray) -> float:
+    """Integrated autocorrelation time τ = (1 + ρ)/(1 − ρ) of an AR(1) fitted to ``r`` (shape (n,), mean and
+    slope already removed), ρ its lag-1 autocorrelation corrected for the small-sample bias of a fitted mean and
+    slope (+ (1 + 4ρ)/n), in [0, 0.99]; in samples, at most n/2."""
+    n = len(r)
+    c0 = float(r @ r)
+    if n < 4 or c0 <= 0.0:
+        return 1.0
+    rho = float(r[:-1] @ r[1:]) / c0
+    rho = min(max(rho + (1.0 + 4.0 * max(rho, 0.0)) / n, 0.0), MAX_RHO)
+    return float(min((1.0 + rho) / (1.0 - rho), n / 2.0))
+
+
+def series_mean(y: np.ndarray) -> SeriesMean:
+    """Mean of ``y`` (evenly spaced samples of a curve over one window) with an autocorrelation-aware variance.
+
+    Residuals r from the least-squares line through the samples carry the noise (the line is the curve's drift).
+    The variance of the mean is the spectral density at frequency zero over n, from an AR(1) fit: var = σ̂²·τ/n
+    with τ = ``ar1_time(r)`` and σ̂² = Σr²/(n − 2τ) (a fitted mean and slope each absorb about τ samples' worth
+    of variance); df = n/τ − 2 (at least 1). Measured coverage of the t interval (tests/checks/test_stats.py):
+    nominal for AR(1) noise with n/τ ≥ 3; for noise with slow components the window alone underestimates the
+    error — across seeds the overdispersion φ corrects that. Fewer than 3 finite samples: NaN variance.
+    """
+    y = np.asarray(y, float)
+    n = len(y)
+    if n < 3 or not np.all(np.isfinite(y)):
+        return SeriesMean(float(np.mean(y)) if n else math.nan, math.nan, math.nan, n, math.nan)
+    t = np.arange(n, dtype=float)
+    fit = sps.linregress(t, y) if np.ptp(y) > 0 else None
+    resid = y - (fit.intercept + fit.slope * t) if fit is not None else np.zeros(n)
+    tau = ar1_time(resid)
+    s2 = float(resid @ resid) / max(n - 2.0 * tau, 1.0)
+    return SeriesMean(float(np.mean(y)), s2 * tau / n, max(n / tau - 2.0, 1.0), n, tau)
+
+
+@dataclass(frozen=True)
+class Replicates:
+    """One quantity measured once per seed: per-seed means, within-run variances and their dof (shape (n,))."""
+
+    means: np.ndarray
+    vars: np.ndarray
+    dfs: np.ndarray
+
+    @classmethod
+    def of(cls, items: Sequence[SeriesMean]) -> Replicates:
+        ok = [s for s in items if math.isfinite(s.mean) and math.isfinite(s.var)]
+        return cls(np.array([s.mean for s in ok]), np.array([max(s.var, 0.0) for s in ok]),
+                   np.array([s.df for s in ok]))
+
+    @property
+    def n(self) -> int:
+        return len(self.means)
+
+    def cochran_q(self) -> tuple[float, int]:
+        """Cochran's Q = Σ (m_s − m̄_w)²/v_s (inverse-variance weighted mean m̄_w) and its df n − 1 (0, 0 if n < 2)."""
+        if self.n < 2 or np.any(self.vars <= 0):
+            return 0.0, 0
+        w = 1.0 / self.vars
+        centre = float(w @ self.means / w.sum())
+        return float(w @ (self.means - centre) ** 2), self.n - 1
+
+
+@dataclass(frozen=True)
+class Overdispersion:
+    """φ = Q/df pooled over a family of replicate sets (how far seeds disagree beyond their within-run errors)."""
+
+    phi: float
+    df: int
+
+    @property
+    def factor(self) -> float:
+        """The variance multiplier applied: max(1, φ) (never below the within-run estimate)."""
+        return max(1.0, self.phi) if self.df > 0 else 1.0
+
+    @classmethod
+    def pooled(cls, sets: Iterable[Replicates]) -> Overdispersion:
+        q, df = 0.0, 0
+        for r in sets:
+            qi, di = r.cochran_q()
+            q, df = q + qi, df + di
+        return cls(q / df if df else math.nan, df)
+
+
+NO_OVERDISPERSION = Overdispersion(math.nan, 0)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A value with its standard error and (Satterthwaite) degrees of freedom."""
+
+    value: float
+    se: float
+    df: float
+
+    @property
+    def finite(self) -> bool:
+        return math.isfinite(self.value) and math.isfinite(self.se) and self.df > 0
+
+    def quantile(self, p: float) -> float:
+        """Student-t quantile t_p(df) (normal when df is infinite)."""
+        return float(sps.t.ppf(p, self.df)) if math.isfinite(self.df) else float(sps.norm.ppf(p))
+
+    def minus(self, other: Estimate) -> Estimate:
+        """self − other for independent estimates (Welch–Satterthwaite df)."""
+        va, vb = self.se**2, other.se**2
+        den = (va**2 / self.df if va else 0.0) + (vb**2 / other.df if vb else 0.0)
+        df = (va + vb) ** 2 / den if den > 0 else math.inf
+        return Estimate(self.value - other.value, math.sqrt(va + vb), df)
+
+
+def combine(rep: Replicates, od: Overdispersion = NO_OVERDISPERSION) -> Estimate:
+    """Mean over seeds (equal weights: seeds are exchangeable) with variance φ̂·Σv_s/n².
+
+    df: Satterthwaite over the within-run variances (Σv)²/Σ(v²/df), combined with φ's df when φ̂ > 1
+    (1/df = 1/df_within + 1/df_φ: the product of two independent variance estimates).
+    """
+    if rep.n == 0:
+        return Estimate(math.nan, math.nan, math.nan)
+    total = float(rep.vars.sum())
+    den = float(np.sum(rep.vars**2 / rep.dfs))
+    df = total**2 / den if den > 0 else math.inf
+    if od.factor > 1.0:
+        df = 1.0 / (1.0 / df + 1.0 / od.df)
+    return Estimate(float(rep.means.mean()), math.sqrt(od.factor * total) / rep.n, df)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """An estimate judged against a tolerance ±tol: ``holds`` (equivalence shown at level α: the one-sided
+    (1 − α) bounds lie inside ±tol), ``p_fail`` (p-value of H0 |Δ| ≤ tol, to be Holm-adjusted in its family)."""
+
+    holds: bool
+    p_fail: float
+    halfwidth: float
+
+
+def judge(est: Estimate, tol: float, alpha: float) -> Decision:
+    """Two one-sided tests for equivalence (level α, no multiplicity needed for an all-windows claim: an
+    intersection–union test) and a one-sided p-value for |Δ| > tol."""
+    if not est.finite or not math.isfinite(tol):
+        return Decision(False, math.nan, math.nan)
+    h = est.quantile(1.0 - alpha) * est.se
+    z = (abs(est.value) - tol) / est.se if est.se > 0 else (math.inf if abs(est.value) > tol else -math.inf)
+    p = float(sps.t.sf(z, est.df)) if math.isfinite(est.df) else float(sps.norm.sf(z))
+    return Decision(abs(est.value) + h <= tol, p, h)
+
+
+def holm(pvalues: Sequence[float], alpha: float) -> np.ndarray:
+    """Holm's step-down rejections at family-wise level α (NaN p-values never reject); bool array."""
+    p = np.asarray(pvalues, float)
+    reject = np.zeros(len(p), bool)
+    ok = np.flatnonzero(np.isfinite(p))
+    m = len(ok)
+    for rank, i in enumerate(ok[np.argsort(p[ok], kind="stable")]):
+        if p[i] > alpha / (m - rank):
+            break
+        reject[i] = True
+    return reject
+
+
+def seeds_to_decide(est: Estimate, tol: float, n: int, alpha: float) -> float:
+    """Seeds a power analysis asks for, so that this estimate's interval clears ±tol (SE ∝ 1/√n): toward
+    *holds* when |Δ| < tol, toward *fails* otherwise. inf when |Δ| is at the tolerance."""
+    gap = abs(tol - abs(est.value))
+    if not est.finite or gap == 0 or n < 1:
+        return math.inf
+    z = float(sps.norm.ppf(1.0 - alpha)) + float(sps.norm.ppf(0.8))  # level α with 80% power
+    return float(math.ceil(n * (z * est.se / gap) ** 2))
+
+
+@dataclass(frozen=True)
+class Slope:
+    """Least-squares slope of log y on log x: ``se`` combines the fit's residual SE (≥ 3 points) and the
+    propagated measurement error of log y (when given) in quadrature."""
+
+    slope: float
+    se: float
+    se_fit: float
+    se_measured: float
+    points: int
+
+
+def loglog_slope(x: np.ndarray, y: np.ndarray, se_log_y: np.ndarray | None = None) -> Slope:
+    """Slope of log y on log x (points with x, y > 0 and finite); NaN with fewer than 2 points."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     ok = (x > 0) & (y > 0) & np.isfinite(x) & np.isfinite(y)
     lx, ly = np.log(x[ok]), np.log(y[ok])
-    if len(lx) < 3:
-        return math.nan, math.nan
-    slope, intercept = np.polyfit(lx, ly, 1)
-    resid = ly - (slope * lx + intercept)
-    se = math.sqrt(resid @ resid / (len(lx) - 2) / ((lx - lx.mean()) @ (lx - lx.mean())))
-    return float(slope), se
-
-
-# ------------------------------------------------------------------------------------------ equal-time windows
-# Shared by lsr, sqrt-rule and svag: window means at equal SDE time, a seed-paired contrast, and a two-sided
-# equivalence decision whose noise allowance is a Student-t quantile (no scipy at run time).
-
-
-def t_quantile(p: float, df: float) -> float:
-    """Quantile of Student's t with ``df`` degrees of freedom (normal for df = inf), by bisection on its CDF."""
-    if not 0.0 < p < 1.0:
-        raise ValueError(f"p must be in (0, 1), got {p}")
-    if not math.isfinite(df) or df > 1e7:
-        from statistics import NormalDist
-
-        return NormalDist().inv_cdf(p)
-    if p < 0.5:
-        return -t_quantile(1.0 - p, df)
-    lo, hi = 0.0, 1.0
-    while _t_cdf(hi, df) < p:
-        lo, hi = hi, 2.0 * hi
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if _t_cdf(mid, df) < p else (lo, mid)
-        if hi - lo < 1e-12 * max(1.0, hi):
-            break
-    return 0.5 * (lo + hi)
-
-
-def _t_cdf(t: float, df: float) -> float:
-    tail = 0.5 * _betai(df / 2.0, 0.5, df / (df + t * t))
-    return 1.0 - tail if t > 0 else tail
-
-
-def _betai(a: float, b: float, x: float) -> float:
-    """Regularised incomplete beta I_x(a, b) (continued fraction, Lentz's method)."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
-    if x > (a + 1.0) / (a + b + 2.0):
-        return 1.0 - _betai(b, a, 1.0 - x)
-    tiny, c, d = 1e-300, 1.0, 1.0 - (a + b) * x / (a + 1.0)
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    f = d
-    for m in range(1, 500):
-        for num in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-                    -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
-            d = 1.0 + num * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + num / c
-            c = c if abs(c) > tiny else tiny
-            f *= c * d
-        if abs(c * d - 1.0) < 1e-15:
-            break
-    return front * f / a
-
-
-def window_means(points: pd.DataFrame, run_id: int, metric: str, edges: np.ndarray,
-                 axis: str = "sde_time") -> np.ndarray:
-    """Time average of the run's metric over each window ``[edges[i], edges[i+1]]`` of ``axis``.
-
-    The metric is taken as the piecewise-linear curve through the run's logged (finite) points, integrated exactly
-    over each window, so every logged point inside the window counts (not a few interpolated samples). A window
-    the run does not cover from end to end (it stopped or diverged before) is NaN. Shape ``(len(edges) − 1,)``.
-    """
-    run = points[points.run_id == run_id].sort_values(axis)
-    x, y = run[axis].to_numpy(float), run[metric].to_numpy(float)
-    ok = np.isfinite(x) & np.isfinite(y)
-    x, y = x[ok], y[ok]
-    out = np.full(len(edges) - 1, np.nan)
-    if len(x) < 2:
-        return out
-    slack = 1e-9 * max(1.0, abs(float(edges[-1])))
-    for i, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
-        if x[0] > a + slack or x[-1] < b - slack or b <= a:
-            continue
-        inside = x[(x > a) & (x < b)]
-        xs = np.concatenate([[a], inside, [b]])
-        ys = np.interp(xs, x, y)
-        out[i] = float(np.sum((ys[1:] + ys[:-1]) * np.diff(xs)) / 2.0 / (b - a))
-    return out
-
-
-@dataclass
-class Contrast:
-    """Mean difference b − a of a metric between two seed groups, its SE and degrees of freedom.
-
-    ``paired``: both groups hold the same seeds (same initialisation), so the SE comes from per-seed differences
-    (df = n − 1); otherwise Welch (unequal variances, Welch–Satterthwaite df).
-    """
-
-    diff: float
-    se: float
-    df: float
-    n_a: int
-    n_b: int
-    paired: bool
-
-    def halfwidth(self, alpha: float = 0.05, m: int = 1) -> float:
-        """Two-sided (1 − α) interval half-width, Bonferroni over ``m`` comparisons: t_{1−α/(2m), df}·SE."""
-        if not math.isfinite(self.se) or not self.df > 0:
-            return math.nan
-        return t_quantile(1.0 - alpha / (2 * m), self.df) * self.se
-
-    def decide(self, tolerance: float, alpha: float = 0.05, m: int = 1) -> str:
-        """``holds`` if the whole interval lies within ±tolerance, ``fails`` if it lies wholly outside,
-        else ``unresolved`` (an equivalence test and a difference test with one interval)."""
-        h = self.halfwidth(alpha, m)
-        if not math.isfinite(h) or not math.isfinite(self.diff):
-            return "unresolved"
-        if abs(self.diff) - h > tolerance:
-            return "fails"
-        return "holds" if abs(self.diff) + h <= tolerance else "unresolved"
-
-
-def contrast(a: np.ndarray, b: np.ndarray, seeds_a: np.ndarray | None = None,
-             seeds_b: np.ndarray | None = None) -> Contrast:
-    """b − a, paired by seed when both groups have the same (distinct) seeds, else Welch; NaN entries dropped."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if seeds_a is not None and seeds_b is not None:
-        sa, sb = np.asarray(seeds_a), np.asarray(seeds_b)
-        ok_a, ok_b = np.isfinite(a), np.isfinite(b)
-        common = sorted(set(sa[ok_a].tolist()) & set(sb[ok_b].tolist()))
-        same = (set(sa[ok_a].tolist()) == set(sb[ok_b].tolist()) and len(set(sa.tolist())) == len(sa)
-                and len(set(sb.tolist())) == len(sb))
-        if same and len(common) >= 2:
-            ia = {s: v for s, v in zip(sa.tolist(), a)}
-            ib = {s: v for s, v in zip(sb.tolist(), b)}
-            d = np.array([ib[s] - ia[s] for s in common])
-            return Contrast(float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d))), len(d) - 1.0,
-                            len(d), len(d), True)
-    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
-    diff = float(b.mean() - a.mean()) if len(a) and len(b) else math.nan
-    if len(a) < 2 or len(b) < 2:
-        return Contrast(diff, math.nan, math.nan, len(a), len(b), False)
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    se = math.sqrt(va + vb)
-    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1)) if va + vb > 0 else len(a) + len(b) - 2.0
-    return Contrast(diff, se, float(df), len(a), len(b), False)
+    if len(lx) < 2 or np.ptp(lx) == 0:
+        return Slope(math.nan, math.nan, math.nan, math.nan, int(len(lx)))
+    fit = sps.linregress(lx, ly)
+    se_fit = float(fit.stderr) if len(lx) >= 3 else math.nan
+    se_meas = math.nan
+    if se_log_y is not None:
+        c = (lx - lx.mean()) / float((lx - lx.mean()) @ (lx - lx.mean()))
+        se_meas = float(math.sqrt(np.sum(c**2 * np.asarray(se_log_y, float)[ok] ** 2)))
+    parts = [s for s in (se_fit, se_meas) if math.isfinite(s)]
+    se = math.sqrt(sum(s * s for s in parts)) if parts else math.nan
+    return Slope(float(fit.slope), se, se_fit, se_meas, int(len(lx)))

@@ -1,51 +1,49 @@
-"""``svag``: is the SDE a valid model of SGD here? (THEORY.md §1, Li, Malladi & Arora 2021.) SVAG(l) follows the
-SDE with weak error O(1/l), so runs differing only in l should (a) converge as l grows, the distance between
-consecutive l shrinking like 1/l, and (b) if the SDE models SGD, l = 1 lies within noise of the largest l.
+"""``svag``: is the SDE a valid model of SGD here? (docs/theory.md §1, Li, Malladi & Arora 2021.) SVAG(l) follows
+the SDE with weak error O(1/l), so runs differing only in l should (a) converge as l grows, the distance between
+consecutive l shrinking like 1/l, and (b) if the SDE models SGD, l = 1 lies within tolerance of the largest l.
 
 Groups: runs equal in everything but l and seed. x is the raw-step multiplier: l for SGD, ℓ² for Adam/RMSprop
 (whose SVAG mixes batches with l = ℓ²), so the predicted rate is 1/x either way.
 
-Trajectory distance. As in ``lsr``: the common SDE-time range [0, T] of the group's finished runs is cut into K
-equal windows (default 5) and each run's metric (default ``test_loss``) averaged over each window (equal SDE time
-by construction). For consecutive levels x_i < x_{i+1}, per window Δ_k = mean difference (paired by seed when the
-levels hold the same seeds, else Welch) with standard error SE_k; D² = mean_k(Δ_k² − SE_k²), which removes the
-seed-noise floor (E[Δ̂²] = Δ² + SE²), D = √max(D², 0). With weak error c/x the mean trajectories differ by
-c·(1/x_i − 1/x_{i+1}), so D̃_i = D_i/(1 − x_i/x_{i+1}) ∝ 1/x_i: log–log slope −1 against x_i.
+Compute. The common SDE-time range [0, T] of the group's completed runs is cut into K equal windows (default 5),
+and levels are compared window by window exactly as ``lsr`` compares κ with κ = 1 (``windows``: seed-paired
+difference curves with autocorrelation-aware within-run errors, seeds combined with the group's overdispersion φ
+pooled over all its comparisons). (b) SGD against the largest level: tolerance τ_k = r·|largest-l value| (r =
+``tolerance``, default 5%); *holds* if every window passes its equivalence test at level α, *fails* if a window
+is beyond τ (Holm over the windows) or an l = 1 run diverged while the largest l did not. (a) Rate: for
+consecutive levels x_i < x_{i+1}, D² = mean_k(Δ_k² − SE_k²) (the noise floor E[Δ̂²] = Δ² + SE² removed), with
+Var(D²) = Σ_k(4Δ_k²SE_k² + 2SE_k⁴)/K² (normal Δ̂_k); a pair is *measurable* when D² > z·SE(D²). With weak error
+c/x the mean trajectories differ by c·(1/x_i − 1/x_{i+1}), so D̃_i = D_i/(1 − x_i/x_{i+1}) ∝ 1/x_i: log–log slope
+−1 against x_i, fitted over the measurable pairs (≥ 2), its SE the propagated error of log D̃ (SE(D²)/(2D²)) and
+the fit residuals (≥ 3 pairs) in quadrature.
 
-Noise. SE(D²) by a bootstrap over seeds (400 resamples, fixed RNG; seeds resampled jointly across levels when
-paired). A pair is *measurable* when D² > 2·SE(D²). The slope is fitted (``stats.loglog_slope``) over the measurable
-pairs (≥ 2); its SE is the bootstrap SE (half the 16–84% range) combined in quadrature with the fit's residual
-SE (≥ 3 pairs: curvature away from a power law).
-
-Decisions. Rate, with exponent tolerance δ = 0.5 (distances must shrink at least like x^−½; the closed form on
-linreg gives slopes of −1 to −1.8 between l = 1 and 8): *holds* if slope + 2·SE ≤ −1 + δ, *fails* if
-slope − 2·SE > −1 + δ, else *unresolved*; fewer than 2 measurable pairs: *within noise* (the levels are
-indistinguishable at this seed noise, so no rate can be measured, and none is contradicted). SGD vs SDE: l = 1
-against the largest l window by window exactly as ``lsr`` compares κ with κ = 1: tolerance
-τ_k = r·|largest-l value| (r = ``tolerance``, default 5%, as in lsr), Student-t allowance Bonferroni over the K
-windows (α = 5%); *holds* if every window is within τ_k with its allowance, *fails* if some window is beyond it or
-an l = 1 run diverged while the largest l did not (a run whose metric grows past 1000× its initial value counts as
-diverged). Verdict: REFUTED if SGD-vs-SDE fails or the rate fails; CONFIRMED if SGD-vs-SDE holds and the rate
-holds or is within noise; INCONCLUSIVE otherwise.
+Decide. Rate, exponent tolerance δ = 0.5 (distances must shrink at least like x^−½; the closed form on linreg
+gives slopes of −1 to −1.8 between l = 1 and 8): *holds* if slope + z·SE ≤ −1 + δ, *fails* if slope − z·SE >
+−1 + δ, else *unresolved*; fewer than 2 measurable pairs: *within noise*; fewer than 3 levels: *not tested*.
+Verdict: REFUTED if SGD-vs-SDE fails or the rate fails; CONFIRMED if SGD-vs-SDE holds and the rate holds, is
+within noise or is not tested (two levels answer (b) alone); INCONCLUSIVE otherwise, with the seeds a power
+analysis asks for.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from sweeper.checks.base import StudyData, Verdict, inconclusive
-from sweeper.checks.lsr import (ADAPTIVE, ALPHA, BLOWUP, METRIC, RELATIVE, SEEDS_HINT, WINDOWS, blown_up,
-                                metric_or_none)
-from sweeper.checks.stats import contrast, loglog_slope, value_at, window_means
+from sweeper.checks.defaults import ADAPTIVE, ALPHA, METRIC, RELATIVE, SEEDS_HINT, WINDOWS
+from sweeper.checks.lsr import metric_or_none
+from sweeper.checks.paths import seeds_hint
+from sweeper.checks.stats import Estimate, loglog_slope
+from sweeper.checks.windows import Comparison, Curves, Group, compare, decide, estimates, overdispersion
 
 NAME = "svag"
 DELTA = 0.5  # exponent tolerance: the distance must shrink at least like x^(−1+δ)
 Z = 2.0  # standard errors for "measurable" distances and the slope decision
-BOOTSTRAP = 400
 GROUP_KEYS = ("optimizer", "batch_size", "lr", "weight_decay", "momentum", "beta1", "beta2", "eps",
               "scaling_rule", "kappa")
 LEVELS_HINT = "sweep.svag_l = [1, 2, 4, 8] (l = 1 is SGD; ≥ 3 levels give two distances for a rate)"
@@ -70,185 +68,189 @@ def _groups(runs: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     return out
 
 
-def _sq_distance(a: np.ndarray, b: np.ndarray, sa: np.ndarray, sb: np.ndarray) -> float:
-    """Noise-corrected mean squared window difference D² between two levels (rows: seeds, columns: windows)."""
-    terms = []
-    for k in range(a.shape[1]):
-        c = contrast(a[:, k], b[:, k], sa, sb)
-        if math.isfinite(c.diff) and math.isfinite(c.se):
-            terms.append(c.diff**2 - c.se**2)
-    return float(np.mean(terms)) if terms else math.nan
+@dataclass
+class Distance:
+    """Noise-corrected distance between consecutive levels x < x_next (module docstring)."""
+
+    x: float
+    x_next: float
+    d2: float
+    d2_se: float
+
+    @property
+    def distance(self) -> float:
+        return math.sqrt(max(self.d2, 0.0))
+
+    @property
+    def scaled(self) -> float:
+        return self.distance / (1.0 - self.x / self.x_next)
+
+    @property
+    def measurable(self) -> bool:
+        return math.isfinite(self.d2) and self.d2 > Z * self.d2_se
+
+    @classmethod
+    def of(cls, x: float, x_next: float, diffs: list[Estimate]) -> Distance:
+        ok = [e for e in diffs if e.finite]
+        if not ok:
+            return cls(x, x_next, math.nan, math.nan)
+        d2 = float(np.mean([e.value**2 - e.se**2 for e in ok]))
+        var = float(np.sum([4 * e.value**2 * e.se**2 + 2 * e.se**4 for e in ok])) / len(ok) ** 2
+        return cls(x, x_next, d2, math.sqrt(var))
+
+    def row(self, group: str) -> dict[str, Any]:
+        d = self.distance
+        return {"group": group, "what": "distance", "x": self.x, "x_next": self.x_next, "D": d,
+                "D_se": self.d2_se / (2 * d) if d > 0 else math.nan, "D2": self.d2, "D2_se": self.d2_se,
+                "D_scaled": self.scaled, "measurable": self.measurable}
 
 
-def _distances(means: list[np.ndarray], seeds: list[np.ndarray]) -> np.ndarray:
-    return np.array([_sq_distance(means[i], means[i + 1], seeds[i], seeds[i + 1]) for i in range(len(means) - 1)])
+@dataclass
+class Rate:
+    call: str = "not tested"  # holds | fails | unresolved | within noise | not tested
+    slope: float = math.nan
+    se: float = math.nan
+    pairs: int = 0
+
+    @classmethod
+    def of(cls, distances: list[Distance]) -> Rate:
+        use = [d for d in distances if d.measurable]
+        if len(use) < 2:
+            return cls("within noise", pairs=len(use))
+        fit = loglog_slope(np.array([d.x for d in use]), np.array([d.scaled for d in use]),
+                           np.array([d.d2_se / (2 * d.d2) for d in use]))
+        bound = -1.0 + DELTA
+        call = "holds" if fit.slope + Z * fit.se <= bound else "fails" if fit.slope - Z * fit.se > bound else \
+            "unresolved"
+        return cls(call, fit.slope, fit.se, len(use))
 
 
-def _bootstrap(means: list[np.ndarray], seeds: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
-    """D² of every consecutive pair for BOOTSTRAP resamples of the seeds, shape (BOOTSTRAP, pairs)."""
-    paired = all(set(s.tolist()) == set(seeds[0].tolist()) for s in seeds)
-    out = np.full((BOOTSTRAP, len(means) - 1), np.nan)
-    order = [np.argsort(s) for s in seeds]
-    for b in range(BOOTSTRAP):
-        if paired:
-            pick = rng.integers(0, len(seeds[0]), len(seeds[0]))
-            rs = [m[o][pick] for m, o in zip(means, order)]
-            ss = [np.arange(len(pick))] * len(means)  # resampled rows paired by position, labels made distinct
-        else:
-            picks = [rng.integers(0, len(s), len(s)) for s in seeds]
-            rs = [m[p] for m, p in zip(means, picks)]
-            ss = [None] * len(means)
-        out[b] = [_sq_distance(rs[i], rs[i + 1], ss[i], ss[i + 1]) if paired else
-                  _sq_distance(rs[i], rs[i + 1], None, None) for i in range(len(means) - 1)]
-    return out
+@dataclass
+class SvagGroup:
+    """One group of runs differing only in l: SGD against the largest level, and the convergence rate."""
 
+    label: str
+    metric: str
+    levels: list[float]
+    run_ids: dict[float, list[int]]
+    edges: list[float] = field(default_factory=list)
+    sgd: Comparison | None = None
+    sgd_call: str = ""
+    sgd_why: str = ""
+    distances: list[Distance] = field(default_factory=list)
+    rate: Rate = field(default_factory=Rate)
+    status: str = "INCONCLUSIVE"
+    note: str = ""
+    missing: list[str] = field(default_factory=list)
 
-def _slope(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    if len(x) >= 3:
-        return loglog_slope(x, y)
-    if len(x) == 2 and np.all(x > 0) and np.all(y > 0):
-        return float(np.diff(np.log(y))[0] / np.diff(np.log(x))[0]), math.nan
-    return math.nan, math.nan
+    def rows(self) -> list[dict[str, Any]]:
+        out = [d.row(self.label) for d in self.distances]
+        if self.sgd_call:
+            out.append({"group": self.label, "what": f"SGD vs l = {self.levels[-1]:g}", "call": self.sgd_call,
+                        "why": self.sgd_why})
+            out.append({"group": self.label, "what": "rate", "call": self.rate.call, "slope": self.rate.slope,
+                        "se": self.rate.se, "pairs": self.rate.pairs})
+        return out
+
+    def as_json(self) -> dict[str, Any]:
+        windows = [w.row() | {"group": self.label} for w in self.sgd.windows] if self.sgd else []
+        return {"label": self.label, "metric": self.metric, "levels": self.levels, "edges": self.edges,
+                "level_name": "ℓ²" if self.label.split()[0] in ADAPTIVE else "l",
+                "runs": [{"x": x, "run_ids": ids} for x, ids in self.run_ids.items()], "windows": windows,
+                "sgd_call": self.sgd_call, "sgd_why": self.sgd_why, "rate": vars(self.rate), "status": self.status,
+                "note": self.note}
 
 
 def _group(points: pd.DataFrame, label: str, runs: pd.DataFrame, metric: str, relative: float, windows: int,
-           alpha: float) -> dict[str, Any]:
-    """Distances, slope and the SGD-vs-largest-level comparison for one group (module docstring)."""
-    res: dict[str, Any] = {"label": label, "metric": metric, "rows": [], "windows": [], "missing": []}
+           alpha: float) -> SvagGroup:
+    """Distances, rate and the SGD-vs-largest-level comparison for one group (module docstring)."""
     xs = sorted(float(x) for x in runs._x.unique())
     by_x = {x: runs[np.isclose(runs._x, x)] for x in xs}
-    res["runs"] = [{"x": x, "svag_l": float(g.svag_l.iloc[0]), "run_ids": [int(r) for r in g.run_id]}
-                   for x, g in by_x.items()]
-    res["levels"] = xs
+    res = SvagGroup(label, metric, xs, {x: [int(r) for r in g.run_id] for x, g in by_x.items()})
     if not any(math.isclose(x, 1.0) for x in xs):
-        return res | {"status": "INCONCLUSIVE", "note": "no l = 1 (SGD) runs", "missing": [LEVELS_HINT]}
+        res.note, res.missing = "no l = 1 (SGD) runs", [LEVELS_HINT]
+        return res
     diverged = {x: int((g.status == "diverged").sum()) for x, g in by_x.items()}
     done = {x: g[g.status == "completed"] for x, g in by_x.items()}
-    first = points[points.run_id.isin(runs.run_id)].sort_values("step").groupby("run_id")[metric].first()
-    scale = float(np.nanmedian(np.abs(first.astype(float)))) if len(first) else math.inf
-    for x, g in done.items():  # finite but past BLOWUP × the initial value: diverging (the loop flags only NaN/inf)
-        blown = blown_up(points, g.run_id, metric, scale)
-        diverged[x] += len(blown)
-        done[x] = g[~g.run_id.isin(blown)]
     if any(diverged[x] for x in xs[1:]):
-        bad = [f"{x:g}" for x in xs[1:] if diverged[x]]
-        return res | {"status": "INCONCLUSIVE", "note": f"SVAG runs at x = {', '.join(bad)} diverged",
-                      "missing": ["sweep.lr: a smaller learning rate (the SDE reference itself diverged)"]}
-    short = [x for x in xs if len(done[x]) < 2 and not (x == 1.0 and diverged[x])]
-    if short:
-        return res | {"status": "INCONCLUSIVE", "note": f"fewer than 2 finished seeds at x = "
-                      f"{', '.join(f'{x:g}' for x in short)}", "missing": [SEEDS_HINT]}
-    t_end = float(np.nanmin([points.loc[points.run_id == r, "sde_time"].max()
-                             for g in done.values() for r in g.run_id]))
+        bad = ", ".join(f"{x:g}" for x in xs[1:] if diverged[x])
+        res.note = f"SVAG runs at x = {bad} diverged"
+        res.missing = ["sweep.lr: a smaller learning rate (the SDE reference itself diverged)"]
+        return res
+    empty = [x for x in xs if done[x].empty and not (x == 1.0 and diverged[x])]
+    if empty:
+        res.note, res.missing = f"no completed run at x = {', '.join(f'{x:g}' for x in empty)}", [SEEDS_HINT]
+        return res
+    curves = Curves(points, metric)
+    lv = [x for x in xs if len(done[x])]
+    t_end = float(np.nanmin([curves.end(r) for x in lv for r in done[x].run_id]))
     edges = np.linspace(0.0, t_end, windows + 1)
-    res["edges"] = edges.tolist()
-    means = {x: np.array([window_means(points, int(r), metric, edges) for r in g.run_id]).reshape(-1, windows)
-             for x, g in done.items()}
-    seeds = {x: g.seed.to_numpy() for x, g in done.items()}
+    res.edges = edges.tolist()
+    groups = {x: Group.of(done[x]) for x in lv}
     top = xs[-1]
-
-    # (b) SGD against the largest level, as lsr compares κ with κ = 1.
-    ref = np.nanmean(means[top], axis=0)
-    tol = relative * np.abs(ref)
-    if diverged[1.0]:
-        sgd_call, why = "fails", (f"{diverged[1.0]} l = 1 run(s) diverged (or grew past {BLOWUP:g}× the initial "
-                                  f"{metric}); the largest l did not")
-    else:
-        cs = [contrast(means[top][:, k], means[1.0][:, k], seeds[top], seeds[1.0]) for k in range(windows)]
-        calls = [c.decide(float(tol[k]), alpha, windows) for k, c in enumerate(cs)]
-        for k, (c, call) in enumerate(zip(cs, calls)):
-            res["windows"].append({"group": label, "window": k + 1, "t_from": float(edges[k]),
-                                   "t_to": float(edges[k + 1]), f"largest_l_{metric}": float(ref[k]),
-                                   "diff_sgd_minus_largest": c.diff, "se": c.se, "df": c.df,
-                                   "halfwidth": c.halfwidth(alpha, windows), "tolerance": float(tol[k]),
-                                   "paired": c.paired, "call": call})
-        ratio = [(abs(c.diff) + c.halfwidth(alpha, windows)) / t if t > 0 else math.inf for c, t in zip(cs, tol)]
-        worst = int(np.nanargmax(np.nan_to_num(ratio, nan=np.inf)))
-        sgd_call = "fails" if "fails" in calls else "holds" if all(c == "holds" for c in calls) else "unresolved"
-        i = calls.index("fails") if sgd_call == "fails" else worst
-        why = (f"window {i + 1}: l = 1 − l = {top:g} is {cs[i].diff:+.4g} ± {cs[i].halfwidth(alpha, windows):.3g} "
-               f"(tolerance {tol[i]:.3g})")
-    res |= {"sgd_call": sgd_call, "sgd_why": why}
-
-    # (a) Convergence rate over the non-diverged levels.
-    lv = [x for x in xs if len(done[x]) >= 2]
-    rate: dict[str, Any] = {"call": "unresolved", "slope": math.nan, "se": math.nan, "pairs": 0}
+    pairs = [compare(curves, groups[a], groups[b], edges) for a, b in zip(lv[:-1], lv[1:])]
+    sgd = compare(curves, groups[top], groups[1.0], edges) if not diverged[1.0] else None
+    od = overdispersion(pairs + ([sgd] if sgd else []))
+    _judge_sgd(res, sgd, edges, relative, alpha, od, diverged[1.0])
     if len(lv) >= 3:
-        m, s = [means[x] for x in lv], [seeds[x] for x in lv]
-        d2 = _distances(m, s)
-        boot = _bootstrap(m, s, np.random.default_rng(0))
-        d2_se = np.nanstd(boot, axis=0, ddof=1)
-        x_lo, x_hi = np.array(lv[:-1]), np.array(lv[1:])
-        shrink = 1.0 - x_lo / x_hi
-        measurable = np.isfinite(d2) & (d2 > Z * d2_se)
-        for i in range(len(d2)):
-            dist = math.sqrt(max(d2[i], 0.0))
-            res["rows"].append({"group": label, "what": "distance", "x": float(x_lo[i]), "x_next": float(x_hi[i]),
-                                "D": dist, "D_se": float(d2_se[i] / (2 * dist)) if dist > 0 else math.nan,
-                                "D2": float(d2[i]), "D2_se": float(d2_se[i]), "D_scaled": float(dist / shrink[i]),
-                                "measurable": bool(measurable[i])})
-        use = np.flatnonzero(measurable)
-        rate["pairs"] = int(len(use))
-        if len(use) >= 2:
-            y = np.sqrt(d2[use]) / shrink[use]
-            slope, se_fit = _slope(x_lo[use], y)
-            floor = np.maximum(boot[:, use], 1e-300)
-            boot_slopes = np.array([_slope(x_lo[use], np.sqrt(b) / shrink[use])[0] for b in floor])
-            q16, q84 = np.nanpercentile(boot_slopes, [16, 84])
-            se = math.sqrt(((q84 - q16) / 2) ** 2 + (se_fit if math.isfinite(se_fit) else 0.0) ** 2)
-            bound = -1.0 + DELTA
-            call = "holds" if slope + Z * se <= bound else "fails" if slope - Z * se > bound else "unresolved"
-            rate |= {"call": call, "slope": slope, "se": se, "se_fit": se_fit, "se_bootstrap": float((q84 - q16) / 2)}
-        else:
-            rate["call"] = "within noise"
+        res.distances = [Distance.of(a, b, estimates(c, od)) for a, b, c in zip(lv[:-1], lv[1:], pairs)]
+        res.rate = Rate.of(res.distances)
+    if res.sgd_call == "fails" or res.rate.call == "fails":
+        res.status = "REFUTED"
+    elif res.sgd_call == "holds" and res.rate.call in ("holds", "within noise", "not tested"):
+        res.status = "CONFIRMED"
     else:
-        rate["call"] = "too few levels"
-        res["missing"].append(LEVELS_HINT)
-    res["rate"] = rate
-    if sgd_call == "fails" or rate["call"] == "fails":
-        status = "REFUTED"
-    elif sgd_call == "holds" and rate["call"] in ("holds", "within noise"):
-        status = "CONFIRMED"
-    else:
-        status = "INCONCLUSIVE"
-        if sgd_call == "unresolved" or rate["call"] == "unresolved":
-            res["missing"].append(f"seeds: more than {min(len(done[x]) for x in lv)} seeds per l, or a longer "
-                                  "budget (each window then averages more of the trajectory)")
-    res["rows"].append({"group": label, "what": f"SGD vs l = {top:g}", "call": sgd_call, "why": why})
-    res["rows"].append({"group": label, "what": "rate", **rate})
-    return res | {"status": status}
+        need = sgd.seeds_needed(alpha) if sgd and res.sgd_call == "unresolved" else math.nan
+        res.missing.append(seeds_hint(need, min(len(done[x]) for x in lv), "SGD vs the largest l")
+                           if res.sgd_call == "unresolved" else
+                           "seeds: more seeds per l, or a longer budget, to resolve the convergence rate")
+    return res
 
 
-def _describe(g: dict[str, Any]) -> str:
-    if "sgd_call" not in g:
-        return g.get("note", "")
-    r = g["rate"]
-    if r["call"] in ("holds", "fails", "unresolved") and math.isfinite(r["slope"]):
-        rate = f"distance between consecutive l ∝ l^{r['slope']:.2f} ± {r['se']:.2f} over {r['pairs']} pairs " \
-               f"(rate {r['call']}; predicted −1, tolerance −1 + {DELTA:g})"
-    elif r["call"] == "within noise":
-        rate = "distances between consecutive l are within seed noise (rate not measurable)"
+def _judge_sgd(res: SvagGroup, sgd: Comparison | None, edges: np.ndarray, relative: float, alpha: float,
+               od: Any, diverged: int) -> None:
+    top = res.levels[-1]
+    if sgd is None:
+        res.sgd_call, res.sgd_why = "fails", f"{diverged} l = 1 run(s) diverged; the largest l did not"
+        return
+    decide([sgd], edges, relative, alpha, od)
+    res.sgd, res.sgd_call = sgd, sgd.status
+    w = next(w for w in sgd.windows if w.fails) if sgd.status == "fails" else sgd.worst()
+    res.sgd_why = (f"window {w.window}: l = 1 − l = {top:g} is {w.diff.value:+.4g} ± {w.decision.halfwidth:.3g} "
+                   f"(tolerance {w.tolerance:.3g})")
+
+
+def _describe(g: SvagGroup) -> str:
+    if not g.sgd_call:
+        return g.note
+    r = g.rate
+    if r.call in ("holds", "fails", "unresolved") and math.isfinite(r.slope):
+        rate = (f"distance between consecutive l ∝ l^{r.slope:.2f} ± {r.se:.2f} over {r.pairs} pairs "
+                f"(rate {r.call}; predicted −1, tolerance −1 + {DELTA:g})")
+    elif r.call == "within noise":
+        rate = "distances between consecutive l are within noise (rate not measurable)"
     else:
-        rate = f"rate: {r['call']}"
+        rate = "rate not tested (two levels; ≥ 3 give a rate)"
     sgd = {"holds": "SGD (l = 1) is within tolerance of", "fails": "SGD (l = 1) departs from",
-           "unresolved": "undecided whether SGD (l = 1) matches"}[g["sgd_call"]]
-    return f"{rate}; {sgd} l = {g['levels'][-1]:g} ({g['sgd_why']})"
+           "unresolved": "undecided whether SGD (l = 1) matches"}[g.sgd_call]
+    return f"{rate}; {sgd} l = {g.levels[-1]:g} ({g.sgd_why})"
 
 
 def check(data: StudyData, *, metric: str | None = None, tolerance: float | None = None,
           windows: int = WINDOWS, alpha: float = ALPHA) -> Verdict:
-    """Do SVAG trajectories converge at O(1/l), with SGD within noise of the largest l?
+    """Do SVAG trajectories converge at O(1/l), with SGD within tolerance of the largest l?
 
     ``metric``: point column (default ``test_loss``); ``tolerance``: relative tolerance r of the SGD-vs-largest-l
     comparison (default 0.05 of the largest-l value per window); ``windows``: K equal windows of SDE time
-    (default 5); ``alpha``: error rate of that comparison (default 0.05). Rest: module docstring.
+    (default 5); ``alpha``: level of that comparison (default 0.05). Rest: module docstring.
     """
     relative = RELATIVE if tolerance is None else float(tolerance)
     tol = {"relative": relative, "alpha": alpha, "windows": windows, "exponent_tolerance": DELTA, "z": Z,
            "why": (f"rate: slope of log distance against log l must be ≤ −1 + {DELTA:g} beyond {Z:g} SE (SE: "
-                   f"bootstrap over seeds ⊕ fit residuals; distances noise-corrected, measurable if D² > {Z:g} SE); "
-                   f"SGD vs largest l: |Δ| + t(1 − α/(2K), df)·SE ≤ r·|largest-l value| in every window, r = "
-                   f"{relative:g} as in lsr (a quarter of THEORY §2's 20% failure line), α = {alpha:g}, K = {windows}")}
+                   f"propagated window errors ⊕ fit residuals; distances noise-corrected, measurable if D² > "
+                   f"{Z:g} SE); SGD vs largest l: every window's one-sided {100 * (1 - alpha):g}% bounds within "
+                   f"±r·|largest-l value|, r = {relative:g} as in lsr; fails: a window beyond it (Holm, α = "
+                   f"{alpha:g}); K = {windows}")}
     name, bad = metric_or_none(data.points, metric)
     params = {"metric": name or METRIC, "windows": windows, "alpha": alpha, "axis": "sde_time"}
     runs = data.finished_runs()
@@ -263,18 +265,18 @@ def check(data: StudyData, *, metric: str | None = None, tolerance: float | None
     if not groups:
         return inconclusive(NAME, "No group of runs differs only in l.", [LEVELS_HINT], tolerance=tol,
                             parameters=params)
-    evidence = [row for g in groups for row in g["rows"]]
-    details = {"groups": [{k: v for k, v in g.items() if k != "rows"} for g in groups]}
+    evidence = [row for g in groups for row in g.rows()]
+    details = {"groups": [g.as_json() for g in groups]}
     many = len(groups) > 1
     text = f"SVAG on {name} at equal SDE time: " + "; ".join(
-        (f"[{g['label']}] " if many else "") + _describe(g) for g in groups) + "."
-    statuses = [g["status"] for g in groups]
-    slopes = [g["rate"]["slope"] for g in groups if "rate" in g and math.isfinite(g["rate"]["slope"])]
+        (f"[{g.label}] " if many else "") + _describe(g) for g in groups) + "."
+    statuses = [g.status for g in groups]
+    slopes = [g.rate.slope for g in groups if math.isfinite(g.rate.slope)]
     stat = slopes[0] if slopes else None
     if "REFUTED" in statuses:
         return Verdict(NAME, "REFUTED", text, stat, params, tol, evidence, details=details)
     if "INCONCLUSIVE" in statuses:
-        missing = sorted({m for g in groups for m in g["missing"]}) or [SEEDS_HINT]
+        missing = sorted({m for g in groups for m in g.missing}) or [SEEDS_HINT]
         return inconclusive(NAME, text, missing, statistic=stat, parameters=params, tolerance=tol,
                             evidence=evidence, details=details)
     return Verdict(NAME, "CONFIRMED", text, stat, params, tol, evidence, details=details)
@@ -293,17 +295,18 @@ def figure(data: StudyData, verdict: Verdict) -> Any:
     if groups:
         g = groups[0]
         levels = g.get("runs", [])
+        curves = Curves(data.points, g["metric"])
         for j, entry in enumerate(levels):
             ids = entry["run_ids"]
-            pts = data.points[data.points.run_id.isin(ids)]
-            if pts.empty:
+            ends = [curves.end(r) for r in ids]
+            if not np.isfinite(ends).any():
                 continue
-            grid = np.linspace(0.0, float(pts.sde_time.max()), 200)
-            curves = np.array([value_at(data.points, r, g["metric"], grid) for r in ids])
+            grid = np.linspace(0.0, float(np.nanmax(ends)), 200)
+            rows = np.array([curves.at(r, grid) for r in ids])
             with np.errstate(all="ignore"):
-                mean = np.nanmean(curves, axis=0) if np.isfinite(curves).any() else grid * np.nan
+                mean = np.nanmean(rows, axis=0) if np.isfinite(rows).any() else grid * np.nan
             ax1.plot(grid, mean, color=cmap(j / max(1, len(levels) - 1) * 0.85),
-                     lw=2.2 if entry["svag_l"] == 1 else 1.2, label=f"l = {entry['svag_l']:g}")
+                     lw=2.2 if entry["x"] == 1 else 1.2, label=f"{g['level_name']} = {entry['x']:g}")
         ax1.set(xlabel="SDE time", ylabel=g["metric"], title=f"SVAG trajectories — {g['label']}")
         if levels:
             ax1.legend(fontsize=8)

@@ -1,0 +1,192 @@
+"""Comparing groups of runs at equal time, window by window, with every logged point counted.
+
+Used by ``lsr``, ``sqrt-rule`` (a scaling path: each κ against κ = 1) and ``svag`` (each l against another).
+The common time range [0, T] is cut into K equal windows. In each window a run's metric is read on an even grid
+(as many samples as the run logged there, from its piecewise-linear curve) and averaged (``stats.series_mean``:
+the time average with an autocorrelation-aware within-run variance). Two groups holding the same seeds are
+compared seed by seed — the difference curve of each seed's pair of runs, which shares the seed's initialisation
+and, with sampling with replacement, much of its batch noise (common random numbers) — else group means are
+compared (Welch). Seeds are combined with the family's overdispersion φ (``stats.combine``), decisions are
+``stats.judge`` (equivalence at level α per window) and Holm over the family's failure p-values.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from sweeper.checks.stats import (Decision, Estimate, Overdispersion, Replicates, SeriesMean, combine, holm, judge,
+                                  seeds_to_decide, series_mean)
+
+
+class Curves:
+    """Each run's (time, metric) curve for one metric on one time axis, finite points only, sorted by time."""
+
+    def __init__(self, points: pd.DataFrame, metric: str, axis: str = "sde_time"):
+        self.metric, self.axis = metric, axis
+        self._xy: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        cols = points[["run_id", axis, metric]]
+        for run_id, g in cols.groupby("run_id", sort=False):
+            x, y = g[axis].to_numpy(float), g[metric].to_numpy(float)
+            ok = np.isfinite(x) & np.isfinite(y)
+            order = np.argsort(x[ok], kind="stable")
+            self._xy[int(run_id)] = (x[ok][order], y[ok][order])
+
+    def end(self, run_id: int) -> float:
+        x = self._xy.get(int(run_id), (np.empty(0), None))[0]
+        return float(x[-1]) if len(x) else math.nan
+
+    def at(self, run_id: int, times: np.ndarray) -> np.ndarray:
+        """The metric interpolated at ``times`` (NaN outside the run's range)."""
+        x, y = self._xy.get(int(run_id), (np.empty(0), np.empty(0)))
+        if len(x) < 2:
+            return np.full(len(times), np.nan)
+        return np.interp(times, x, y, left=np.nan, right=np.nan)
+
+    def grid(self, run_ids: Sequence[int], a: float, b: float) -> np.ndarray:
+        """An even grid over [a, b] (cell midpoints) with as many samples as the sparsest of ``run_ids`` logged
+        inside (at least 3), or an empty grid if one of them does not cover the window."""
+        slack = 1e-9 * max(1.0, abs(b))
+        counts = []
+        for r in run_ids:
+            x = self._xy.get(int(r), (np.empty(0), None))[0]
+            if len(x) < 2 or x[0] > a + slack or x[-1] < b - slack:
+                return np.empty(0)
+            counts.append(int(np.sum((x >= a) & (x <= b))))
+        n = max(min(counts), 3)
+        return a + (np.arange(n) + 0.5) * (b - a) / n
+
+    def window(self, run_id: int, a: float, b: float) -> SeriesMean:
+        return series_mean(self.at(run_id, self.grid([run_id], a, b)))
+
+    def paired_window(self, base: int, other: int, a: float, b: float) -> SeriesMean:
+        """Time average of other − base over [a, b] (shared grid)."""
+        g = self.grid([base, other], a, b)
+        return series_mean(self.at(other, g) - self.at(base, g))
+
+
+@dataclass(frozen=True)
+class Group:
+    """Runs of one setting: their ids and seeds (shape (n,))."""
+
+    run_ids: tuple[int, ...]
+    seeds: tuple[int, ...]
+
+    @classmethod
+    def of(cls, runs: pd.DataFrame) -> Group:
+        return cls(tuple(int(r) for r in runs.run_id), tuple(int(s) for s in runs.seed))
+
+    def paired_with(self, other: Group) -> bool:
+        """Same distinct seeds on both sides: compare seed by seed."""
+        return (len(set(self.seeds)) == len(self.seeds) and len(set(other.seeds)) == len(other.seeds)
+                and set(self.seeds) == set(other.seeds) and len(self.seeds) >= 1)
+
+
+@dataclass
+class WindowStat:
+    """One window of one comparison: the difference other − base, the tolerance and the calls."""
+
+    window: int
+    t_from: float
+    t_to: float
+    base_level: float
+    diff: Estimate
+    tolerance: float
+    decision: Decision = field(default_factory=lambda: Decision(False, math.nan, math.nan))
+    fails: bool = False
+
+    @property
+    def call(self) -> str:
+        return "fails" if self.fails else "holds" if self.decision.holds else "unresolved"
+
+    def row(self) -> dict[str, float | int | str | bool]:
+        return {"window": self.window, "t_from": self.t_from, "t_to": self.t_to, "base": self.base_level,
+                "diff": self.diff.value, "se": self.diff.se, "df": self.diff.df,
+                "halfwidth": self.decision.halfwidth, "tolerance": self.tolerance, "p_fail": self.decision.p_fail,
+                "call": self.call}
+
+
+@dataclass
+class Comparison:
+    """``other`` against ``base`` over the windows; ``paired`` when seed by seed."""
+
+    base: Group
+    other: Group
+    paired: bool
+    replicates: list[tuple[Replicates, ...]]  # per window: (differences,) or (base, other)
+    base_levels: np.ndarray
+    windows: list[WindowStat] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        """``fails`` if a window fails (after Holm), ``holds`` if every window holds, else ``unresolved``."""
+        if any(w.fails for w in self.windows):
+            return "fails"
+        return "holds" if self.windows and all(w.decision.holds for w in self.windows) else "unresolved"
+
+    def worst(self) -> WindowStat:
+        """The window furthest from holding: largest (|Δ| + h)/τ."""
+        def excess(w: WindowStat) -> float:
+            h = w.decision.halfwidth
+            return (abs(w.diff.value) + h) / w.tolerance if w.tolerance > 0 and math.isfinite(h) else math.inf
+        return max(self.windows, key=excess)
+
+    def seeds_needed(self, alpha: float) -> float:
+        """Seeds per setting that a power analysis asks for to decide every undecided window (inf if one sits
+        at its tolerance)."""
+        n = len(self.base.seeds)
+        need = [seeds_to_decide(w.diff, w.tolerance, n, alpha) for w in self.windows if w.call == "unresolved"]
+        return max(need) if need else float(n)
+
+
+def compare(curves: Curves, base: Group, other: Group, edges: np.ndarray) -> Comparison:
+    """Replicate window averages of ``other`` against ``base`` (decide later, with the family's φ)."""
+    paired = base.paired_with(other)
+    reps: list[tuple[Replicates, ...]] = []
+    levels = []
+    by_seed = dict(zip(other.seeds, other.run_ids))
+    for a, b in zip(edges[:-1], edges[1:]):
+        base_means = [curves.window(r, a, b) for r in base.run_ids]
+        levels.append(float(np.nanmean([s.mean for s in base_means])) if base_means else math.nan)
+        if paired:
+            reps.append((Replicates.of([curves.paired_window(r, by_seed[s], a, b)
+                                        for r, s in zip(base.run_ids, base.seeds)]),))
+        else:
+            reps.append((Replicates.of(base_means), Replicates.of([curves.window(r, a, b) for r in other.run_ids])))
+    return Comparison(base, other, paired, reps, np.array(levels))
+
+
+def estimates(c: Comparison, od: Overdispersion) -> list[Estimate]:
+    """Per window: the difference other − base with seeds combined under overdispersion ``od``."""
+    return [combine(rep[0], od) if c.paired else combine(rep[1], od).minus(combine(rep[0], od))
+            for rep in c.replicates]
+
+
+def overdispersion(comparisons: Sequence[Comparison]) -> Overdispersion:
+    """φ pooled over every window of every comparison of a family."""
+    return Overdispersion.pooled(r for c in comparisons for w in c.replicates for r in w)
+
+
+def decide(comparisons: Sequence[Comparison], edges: np.ndarray, relative: float, alpha: float,
+           od: Overdispersion | None = None) -> Overdispersion:
+    """Estimate, judge and Holm-adjust a family of comparisons in place; returns the φ used (pooled over the
+    family unless ``od`` is given).
+
+    Tolerance per window: τ_k = relative·|base level_k|. A comparison *holds* if every window's equivalence test
+    passes at level α (intersection–union: no correction); a window *fails* if its p-value for |Δ| > τ is
+    rejected by Holm over all windows of the family.
+    """
+    od = od if od is not None else overdispersion(comparisons)
+    for c in comparisons:
+        tol = relative * np.abs(c.base_levels)
+        c.windows = [WindowStat(k + 1, float(edges[k]), float(edges[k + 1]), float(c.base_levels[k]), est,
+                                float(tol[k]), judge(est, float(tol[k]), alpha))
+                     for k, est in enumerate(estimates(c, od))]
+    flat = [w for c in comparisons for w in c.windows]
+    for w, rejected in zip(flat, holm([w.decision.p_fail for w in flat], alpha)):
+        w.fails = bool(rejected)
+    return od
