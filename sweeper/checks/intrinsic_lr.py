@@ -52,9 +52,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats as sps
 
 from sweeper.checks.base import StudyData, Verdict, inconclusive
-from sweeper.checks.stats import loglog_slope, t_quantile
 
 NAME = "intrinsic-lr"
 
@@ -78,8 +78,8 @@ P3_METRICS = ("weight_norm", "angular_update")
 
 
 def t_crit(p_two_sided: float, dof: float) -> float:
-    """t with P(|T| ≥ t) = p_two_sided (t₀.₉₇₅ for p = 0.05), from the shared Student-t quantile."""
-    return t_quantile(1.0 - p_two_sided / 2.0, dof)
+    """t with P(|T| ≥ t) = p_two_sided (t₀.₉₇₅ for p = 0.05) for Student's t with ``dof`` degrees of freedom."""
+    return float(sps.t.ppf(1.0 - p_two_sided / 2.0, dof))
 
 
 # ----------------------------------------------------------------------------------------------- per run
@@ -359,12 +359,16 @@ def _p3(runs: list[_Run], metric: str, within: float) -> tuple[dict[str, Any], d
         wq = r.window[col].astype(float).to_numpy() ** 2
         ws = r.window["step"].to_numpy(float)
         ok = np.isfinite(wq)
-        trend = np.polyfit(ws[ok], wq[ok], 1) if ok.sum() >= 3 else np.array([0.0, np.nanmean(wq)])
-        q_eq = np.polyval(trend, steps)
+        if ok.sum() >= 3:  # q_eq(step) = level + rate·step, the window's least-squares line
+            trend = sps.linregress(ws[ok], wq[ok])
+            rate, level = float(trend.slope), float(trend.intercept)
+        else:
+            rate, level = 0.0, float(np.nanmean(wq))
+        q_eq = level + rate * steps
         dev = np.abs(q / q_eq - 1.0)
         moved = float(np.nanmax(dev[seg - 1 : seg + 1]))
-        note.update(p3_jump=float(q[seg - 1] / q_eq[seg - 1]), p3_q_eq=float(np.polyval(trend, steps[-1])),
-                    p3_drift=float(trend[0] * (ws[-1] - ws[0]) / np.polyval(trend, ws[-1])))
+        note.update(p3_jump=float(q[seg - 1] / q_eq[seg - 1]), p3_q_eq=float(q_eq[-1]),
+                    p3_drift=float(rate * (ws[-1] - ws[0]) / (level + rate * ws[-1])))
         if not np.isfinite(moved) or moved <= 2 * within:
             note["p3_note"] = f"the change moved {col}² by only {moved:.1%} (needs > {2 * within:.0%})"
             continue
@@ -389,9 +393,10 @@ def _p3(runs: list[_Run], metric: str, within: float) -> tuple[dict[str, Any], d
     if len(timed) < 3 or len({_group_key(v) for v in x}) < 2:
         return _part("untested", f"{len(timed)} of {len(rows)} step-change runs could be timed (needs ≥ 3 with "
                                  f"≥ 2 distinct ηλ after the change; see p3_note)"), rows
-    slope, se = loglog_slope(x, y)
+    fit = sps.linregress(np.log(x), np.log(y))  # x = ηλ > 0 and T_eq > 0 (timed after the change)
+    slope, se = float(fit.slope), float(fit.stderr)
     dof = len(x) - 2
-    h = t_crit(0.05, dof) * se if np.isfinite(se) else math.inf
+    h = t_crit(0.05, dof) * se
     margin = max(P3_SLOPE_TOL, h)
     detail = dict(slope=slope, se=se, halfwidth=h, dof=dof, n=len(x), metric=metric, within=within,
                   t_eq_times_eta_lambda=[float(v) for v in x * y])

@@ -61,30 +61,33 @@ def final_sharpness(data: StudyData) -> tuple[pd.DataFrame, list[dict[str, Any]]
     return pd.DataFrame(out), left_out
 
 
-def _slope(x: np.ndarray, y: np.ndarray) -> float:
-    xc = x - x.mean()
-    return float(xc @ (y - y.mean()) / (xc @ xc))
-
-
 def slope_interval(frame: pd.DataFrame, level: float = LEVEL, seed: int = 0) -> dict[str, Any]:
-    """Slope of log λ_max on log T with its regression and (if possible) bootstrap intervals and their union."""
+    """Slope of log λ_max on log T with its regression and (if possible) bootstrap intervals and their union.
+
+    The bootstrap (``scipy.stats.bootstrap``, percentile, ``BOOTSTRAP`` draws, generator seeded by ``seed``) passes
+    each temperature's log λ_max as its own sample, so runs are resampled within their temperature."""
     x, y = np.log(frame.temperature.to_numpy(float)), np.log(frame.lambda_max.to_numpy(float))
     n = len(x)
-    slope = _slope(x, y)
-    intercept = float(y.mean() - slope * x.mean())
-    resid = y - (intercept + slope * x)
-    se = math.sqrt(resid @ resid / (n - 2) / ((x - x.mean()) @ (x - x.mean()))) if n > 2 else math.nan
+    fit = sps.linregress(x, y)
+    slope, intercept = float(fit.slope), float(fit.intercept)
+    se = float(fit.stderr) if n > 2 else math.nan
     q = float(sps.t.ppf(0.5 + level / 2, n - 2)) if n > 2 else math.nan
     out: dict[str, Any] = {"slope": slope, "intercept": intercept, "se": se, "n": n,
                            "regression_ci": [slope - q * se, slope + q * se]}
-    groups = [np.flatnonzero(frame.temperature.to_numpy() == t) for t in np.unique(frame.temperature)]
+    temps = np.unique(frame.temperature)
+    groups = [y[frame.temperature.to_numpy() == t] for t in temps]
     if all(len(g) >= 2 for g in groups):
-        rng = np.random.default_rng(seed)
-        draws = np.empty(BOOTSTRAP)
-        for k in range(BOOTSTRAP):
-            idx = np.concatenate([rng.choice(g, size=len(g), replace=True) for g in groups])
-            draws[k] = _slope(x[idx], y[idx])
-        out["bootstrap_ci"] = [float(np.quantile(draws, 0.5 - level / 2)), float(np.quantile(draws, 0.5 + level / 2))]
+        xs = np.concatenate([np.full(len(g), np.log(t)) for g, t in zip(groups, temps)])
+        xc = xs - xs.mean()
+
+        def resampled_slope(*ys: np.ndarray, axis: int = -1) -> np.ndarray:
+            """Least-squares slope on log T of each resample (the groups' draws side by side, same order as xs)."""
+            yy = np.concatenate(ys, axis=axis)
+            return (yy - yy.mean(axis=axis, keepdims=True)) @ xc / (xc @ xc)
+
+        boot = sps.bootstrap(groups, resampled_slope, n_resamples=BOOTSTRAP, vectorized=True,
+                             confidence_level=level, method="percentile", rng=np.random.default_rng(seed))
+        out["bootstrap_ci"] = [float(boot.confidence_interval.low), float(boot.confidence_interval.high)]
     cis = [out["regression_ci"]] + ([out["bootstrap_ci"]] if "bootstrap_ci" in out else [])
     out["ci"] = [min(c[0] for c in cis), max(c[1] for c in cis)]
     return out
