@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -27,8 +27,11 @@ from db.types import PortableFloat
 
 __all__ = [
     "RENAMED_POINT_COLUMNS",
+    "StudyFrames",
     "resolve_study",
     "list_studies",
+    "study_spec",
+    "study_frames",
     "runs_frame",
     "runs_with_final",
     "points_frame",
@@ -252,6 +255,31 @@ def diagnostics_frame(
         summaries.columns = [f"summary.{c}" for c in summaries.columns]
         df = pd.concat([df.drop(columns="summary"), summaries], axis=1)
     return df
+
+
+def study_spec(bind: Bind, study: StudyRef) -> dict[str, Any]:
+    """The study's spec as stored at launch (the parsed study file, a dict)."""
+    with _connect(bind) as conn:
+        study_id = resolve_study(conn, study)
+        return conn.scalar(sa.select(Study.spec).where(Study.id == study_id))
+
+
+class StudyFrames(NamedTuple):
+    """What the checks read of a study (:class:`sweeper.checks.base.StudyData` names the columns)."""
+
+    spec: dict[str, Any]
+    runs: pd.DataFrame
+    points: pd.DataFrame
+    diagnostics: pd.DataFrame
+
+
+def study_frames(bind: Bind, study: StudyRef) -> StudyFrames:
+    """The study's spec, :func:`runs_frame`, :func:`points_frame` and :func:`diagnostics_frame` (payloads decoded
+    to arrays), read over one connection."""
+    with _connect(bind) as conn:
+        study_id = resolve_study(conn, study)
+        return StudyFrames(study_spec(conn, study_id), runs_frame(conn, study_id), points_frame(conn, study_id),
+                           diagnostics_frame(conn, study_id, decode_payload=True))
 
 
 def verdicts_frame(bind: Bind, study: StudyRef, check: str | None = None) -> pd.DataFrame:

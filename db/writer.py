@@ -6,7 +6,8 @@ primary key ``(run_id, step)`` / ``(run_id, step, kind)``, so a step reported tw
 checkpoint, a driver resumed with ``Tuner.restore``) is neither duplicated nor changed.
 
 None of these functions commits: the caller owns the transaction (``with Session(engine) as s, s.begin(): ...`` or
-``with engine.begin() as conn: ...``). The bulk writers also take an Engine, and then commit their own transaction.
+``with engine.begin() as conn: ...``). The bulk writers also take an Engine, and then commit their own transaction;
+:func:`store_verdict` (a check's verdict, as ``sweeper check`` stores it) takes an Engine and always does.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ __all__ = [
     "write_points",
     "write_diagnostics",
     "add_verdict",
+    "store_verdict",
 ]
 
 POINT_KEYS = frozenset(("step", *POINT_METRICS))
@@ -467,3 +469,24 @@ def add_verdict(
     session.add(row)
     session.flush()
     return row
+
+
+def store_verdict(
+    engine: Engine,
+    study: str | int | Study,
+    check: str,
+    verdict: str,
+    *,
+    statistic: float | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    evidence: Mapping[str, Any] | None = None,
+) -> int:
+    """Record the outcome of a check on a study (named by name, id or object) in its own committed transaction;
+    earlier verdicts are kept (a history). Returns the new row's id."""
+    from db.queries import resolve_study  # here, not at the top: db.queries imports pandas, the write path does not
+
+    with Session(engine) as session, session.begin():
+        study_id = resolve_study(session.connection(), study)
+        row = add_verdict(session, study_id, check, verdict, statistic=statistic, parameters=parameters,
+                          evidence=evidence)
+        return row.id

@@ -33,14 +33,10 @@ class StudyData:
 
     @classmethod
     def load(cls, engine: Any, study: str) -> StudyData:
-        from db.queries import diagnostics_frame, points_frame, resolve_study, runs_frame
-        from db.models import Study
+        """The study's spec and frames from the database (``db.queries.study_frames``)."""
+        from db.queries import study_frames
 
-        with engine.connect() as conn:
-            study_id = resolve_study(conn, study)
-            spec = conn.execute(Study.__table__.select().where(Study.id == study_id)).mappings().one()["spec"]
-        return cls(study, spec, runs_frame(engine, study), points_frame(engine, study),
-                   diagnostics_frame(engine, study, decode_payload=True))
+        return cls(study, *study_frames(engine, study))
 
     def finished_runs(self) -> pd.DataFrame:
         """Runs that completed or diverged (diverged runs are outcomes: the checks decide what they mean)."""
@@ -78,15 +74,11 @@ def inconclusive(check: str, summary: str, missing: list[str], **kw: Any) -> Ver
 
 
 def store(engine: Any, study: str, verdict: Verdict) -> None:
-    """Append the verdict to the study's ``verdicts`` rows (earlier verdicts are kept: a history)."""
-    from sqlalchemy.orm import Session
+    """Append the verdict to the study's ``verdicts`` rows (``db.writer.store_verdict``; earlier verdicts are kept:
+    a history). The row's ``evidence`` holds summary, tolerance, evidence, missing and details."""
+    from db.writer import store_verdict
 
-    from db.queries import resolve_study
-    from db.writer import add_verdict
-
-    with Session(engine) as session, session.begin():
-        study_id = resolve_study(session.connection(), study)
-        payload = verdict.as_json()
-        add_verdict(session, study_id, verdict.check, verdict.verdict, statistic=verdict.statistic,
-                    parameters=payload.pop("parameters"),
-                    evidence={k: payload[k] for k in ("summary", "tolerance", "evidence", "missing", "details")})
+    payload = verdict.as_json()
+    store_verdict(engine, study, verdict.check, verdict.verdict, statistic=verdict.statistic,
+                  parameters=verdict.parameters,
+                  evidence={k: payload[k] for k in ("summary", "tolerance", "evidence", "missing", "details")})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import pandas as pd
 import pytest
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -99,6 +100,33 @@ def test_verdicts_frame(engine: Engine, filled: dict) -> None:
     df = queries.verdicts_frame(engine, "demo")
     assert df[["check", "verdict"]].values.tolist() == [["sde_scaling", "INCONCLUSIVE"]]
     assert df["parameters"].iloc[0] == {"tol": 0.1}
+
+
+def test_study_spec_and_frames(engine: Engine, filled: dict) -> None:
+    assert queries.study_spec(engine, "demo") == {"name": "demo", "lr": [0.01, 0.02]}
+    assert queries.study_spec(engine, filled["study_id"]) == queries.study_spec(engine, "demo")
+    frames = queries.study_frames(engine, "demo")
+    assert frames.spec == {"name": "demo", "lr": [0.01, 0.02]}
+    pd.testing.assert_frame_equal(frames.runs, queries.runs_frame(engine, "demo"))
+    pd.testing.assert_frame_equal(frames.points, queries.points_frame(engine, "demo"))
+    diagnostics = queries.diagnostics_frame(engine, "demo")
+    pd.testing.assert_frame_equal(frames.diagnostics.drop(columns="payload"), diagnostics.drop(columns="payload"))
+    assert np.array_equal(frames.diagnostics["payload"].iloc[2], np.arange(3.0))  # decoded
+    assert queries.study_frames(engine, "other").points.empty
+    for read in (queries.study_spec, queries.study_frames):
+        with pytest.raises(UnknownStudy, match="no study named 'dmeo'"):
+            read(engine, "dmeo")
+
+
+def test_checks_load_a_study_through_the_queries(engine: Engine, filled: dict) -> None:
+    from sweeper.checks.base import StudyData
+
+    data = StudyData.load(engine, "demo")
+    frames = queries.study_frames(engine, "demo")
+    assert data.name == "demo" and data.spec == frames.spec
+    pd.testing.assert_frame_equal(data.runs, frames.runs)
+    pd.testing.assert_frame_equal(data.points, frames.points)
+    assert data.finished_runs()["trial_id"].tolist() == ["trial-001"]
 
 
 def test_get_run(engine: Engine, filled: dict) -> None:

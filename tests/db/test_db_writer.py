@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from db import writer
+from db import queries, writer
 from db.errors import StudySpecMismatch, UnknownRun, UnknownStudy
 from db.models import POINT_METRICS, Diagnostic, Point, Run, Study
 
@@ -229,3 +229,35 @@ def test_add_verdict(engine: Engine, study: dict) -> None:
         assert v.id is not None
     with Session(engine) as session, pytest.raises(ValueError, match="verdict 'YES'"):
         writer.add_verdict(session, study["study_id"], "x", "YES")
+
+
+def test_store_verdict_appends_to_the_history(engine: Engine, study: dict) -> None:
+    first = writer.store_verdict(engine, "demo", "nsr", "INCONCLUSIVE", evidence={"missing": ["seeds"]})
+    second = writer.store_verdict(engine, study["study_id"], "nsr", "CONFIRMED", statistic=np.float64(1.5),
+                                  parameters={"metric": "test_loss"})
+    writer.store_verdict(engine, "demo", "sharpness", "REFUTED")
+    history = queries.verdicts_frame(engine, "demo", check="nsr")  # committed: read on another connection
+    assert history["id"].tolist() == [first, second] and second > first
+    assert history["verdict"].tolist() == ["INCONCLUSIVE", "CONFIRMED"]
+    assert np.isnan(history["statistic"].iloc[0]) and history["statistic"].iloc[1] == 1.5
+    assert history["parameters"].tolist() == [{}, {"metric": "test_loss"}]
+    assert history["evidence"].iloc[0] == {"missing": ["seeds"]} and history["evidence"].iloc[1] is None
+    with pytest.raises(UnknownStudy, match="no study named 'dmeo'"):
+        writer.store_verdict(engine, "dmeo", "nsr", "CONFIRMED")
+    with pytest.raises(ValueError, match="verdict 'YES'"):
+        writer.store_verdict(engine, "demo", "nsr", "YES")
+    assert len(queries.verdicts_frame(engine, "demo")) == 3  # the refused ones wrote nothing
+
+
+def test_checks_store_their_verdict_through_the_writer(engine: Engine, study: dict) -> None:
+    from sweeper.checks.base import Verdict, store
+
+    verdict = Verdict("sharpness", "REFUTED", "λ_max rises with η/B.", statistic=0.3, parameters={"runs": 8},
+                      tolerance={"confidence_level": 0.95, "why": "t-interval"}, evidence=[{"lr": 0.1, "runs": 2}],
+                      details={"fit": {"ci": [0.1, 0.5]}})
+    store(engine, "demo", verdict)
+    row = queries.verdicts_frame(engine, "demo").iloc[0]
+    assert (row["check"], row["verdict"], row["statistic"], row["parameters"]) == ("sharpness", "REFUTED", 0.3,
+                                                                                   {"runs": 8})
+    payload = verdict.as_json()
+    assert row["evidence"] == {k: payload[k] for k in ("summary", "tolerance", "evidence", "missing", "details")}
