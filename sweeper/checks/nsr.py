@@ -1,12 +1,13 @@
 """``nsr``: predict the largest batch for which the linear scaling rule holds from a base run's noise-to-signal
 ratio, and compare with the largest batch for which it held in the same study (THEORY.md §2).
 
-Prediction. On the base runs (the smallest κ of the linear-scaling path, SGD, l = 1) the ``noise`` diagnostic
-gives G_t (unbiased ‖∇L‖²) and N_t (≈ tr Σ/B0). Both are averaged over a late window *separately* (THEORY §2, §9:
-the ratio of averages, never the average of ratios), pooled over the base seeds. Under LSR G_t/N_t grows ∝ B,
-so the ratio reaches the failure threshold τ (default 2, THEORY §2) at B* = τ·B0·N_t/G_t (= 2·B0·N_t/G_t).
-The window is the last ``window`` (default ½) of the base run's stretch at its base learning rate (before any
-decay; THEORY §2 uses epochs 200–250 of a 300-epoch run decayed at 250); step 0 is never in it.
+Prediction. On the base runs (κ = 1, else the smallest κ, of the linear-scaling path, SGD, l = 1) the ``noise``
+diagnostic gives G_t (unbiased ‖∇L‖²) and N_t (≈ tr Σ/B0). Both are averaged over a late window *separately*
+(THEORY §2, §9: the ratio of averages, never the average of ratios), pooled over the base seeds. Under LSR G_t/N_t
+grows ∝ B, so the ratio reaches the failure threshold τ (default 2, THEORY §2) at B* = τ·B0·N_t/G_t
+(= 2·B0·N_t/G_t). The window is the last ``window`` (default ½) of the base run's stretch at its base learning rate
+(before any decay; THEORY §2 uses epochs 200–250 of a 300-epoch run decayed at 250); step 0 is never in it. The
+prediction is ``quantities.predict_batch``, which the report's noise figure draws too.
 
 Observation: the ``lsr`` check's own comparison of the path (``lsr.compare_path``: each κ against the base at
 equal SDE time over the whole trajectory, relative tolerance 5% of the base's metric, seed-noise t-intervals; a
@@ -23,49 +24,17 @@ classified too; if any disagrees with the pooled call the verdict is INCONCLUSIV
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from sweeper.checks import lsr
+from sweeper.checks import lsr, quantities
 from sweeper.checks.base import StudyData, Verdict, inconclusive
+from sweeper.checks.quantities import THRESHOLD, WINDOW, BatchPrediction
 
 NAME = "nsr"
-THRESHOLD = 2.0  # G_t/N_t at which LSR fails (THEORY §2)
 AGREEMENT = 2.0  # prediction and observation agree within this factor (THEORY §2, the paper's figure)
-WINDOW = 0.5  # late fraction of the base-LR stretch over which G_t and N_t are averaged
-
-
-def _sgd_linear_runs(data: StudyData) -> pd.DataFrame:
-    """Finished SGD runs on a linear-scaling path (all l; ``lsr.paths`` separates them)."""
-    runs = data.finished_runs()
-    if "scaling_rule" not in runs or runs.empty:
-        return runs[:0]
-    runs = runs[(runs.scaling_rule == "linear") & runs.kappa.notna()]
-    return runs[runs.optimizer.fillna("sgd") == "sgd"]
-
-
-def _window_rows(data: StudyData, run_id: int, window: float) -> pd.DataFrame:
-    """The run's noise rows in the late window of its base-LR stretch (step 0 excluded)."""
-    diag = data.diagnostics
-    if diag.empty or "kind" not in diag or "summary.g_t" not in diag:
-        return diag.iloc[0:0]
-    rows = diag[(diag.run_id == run_id) & (diag.kind == "noise")].sort_values("step")
-    pts = data.points[data.points.run_id == run_id].sort_values("step")
-    if len(pts) and "lr_t" in pts and pts.lr_t.notna().any():
-        base_lr = float(data.runs.loc[data.runs.run_id == run_id, "lr"].iloc[0])
-        idx = np.searchsorted(pts.step.to_numpy(), rows.step.to_numpy(), side="right") - 1
-        lr_t = pts.lr_t.to_numpy(float)[np.clip(idx, 0, len(pts) - 1)]
-        at_base = np.isclose(lr_t, base_lr, rtol=1e-6)
-        if at_base.any():
-            rows = rows[at_base]
-    rows = rows[rows.step > 0]
-    if rows.empty:
-        return rows
-    last = float(rows.step.max())
-    return rows[rows.step >= (1 - window) * last]
 
 
 def _classify(b_star: float, b_hold: float, b_fail: float | None, factor: float) -> str:
@@ -77,23 +46,26 @@ def _classify(b_star: float, b_hold: float, b_fail: float | None, factor: float)
     return "INCONCLUSIVE"
 
 
+def _prediction_row(pred: BatchPrediction, seed: int | None) -> dict[str, Any]:
+    return {"what": "prediction" + (" (pooled)" if seed is None else " (one seed)"), "seed": seed, "B0": pred.b0,
+            "G_t": pred.g_t, "N_t": pred.n_t, "G_over_N_at_B0": pred.g_over_n, "measurements": len(pred.steps),
+            "B_star": pred.b_star}
+
+
 def _predict(data: StudyData, base: pd.DataFrame, threshold: float, window: float
-             ) -> tuple[list[tuple[int, pd.DataFrame]], list[dict[str, Any]]]:
-    """Window rows per base run, and evidence rows: pooled G_t, N_t, B* first, then one per seed."""
-    b0 = float(base.batch_size.iloc[0])
-    noise = [(int(r), _window_rows(data, int(r), window)) for r in base.run_id]
-    noise = [(r, w) for r, w in noise if len(w) and w["summary.g_t"].notna().any()]
-    rows = []
-    for label, frames in [("pooled", [w for _, w in noise])] + [(r, [w]) for r, w in noise]:
-        if not frames:
-            continue
-        w = pd.concat(frames)
-        g, n = float(w["summary.g_t"].mean()), float(w["summary.n_t"].mean())
-        seed = None if label == "pooled" else int(base.loc[base.run_id == label, "seed"].iloc[0])
-        rows.append({"what": "prediction" + (" (pooled)" if seed is None else " (one seed)"), "seed": seed,
-                     "B0": b0, "G_t": g, "N_t": n, "G_over_N_at_B0": g / n if n > 0 else math.nan,
-                     "measurements": len(w), "B_star": threshold * b0 * n / g if g > 0 else math.inf})
-    return noise, rows
+             ) -> tuple[BatchPrediction | None, list[dict[str, Any]]]:
+    """The pooled prediction over the base runs (``quantities.predict_batch``), and evidence rows: pooled first,
+    then one per base seed."""
+    pooled = quantities.predict_batch(data, base, threshold, window)
+    if pooled is None:
+        return None, []
+    rows = [_prediction_row(pooled, None)]
+    for rid in pooled.run_ids:
+        one = base[base.run_id == rid]
+        seed_pred = quantities.predict_batch(data, one, threshold, window)
+        assert seed_pred is not None  # the run has window measurements: it is in pooled.run_ids
+        rows.append(_prediction_row(seed_pred, int(one.seed.iloc[0])))
+    return pooled, rows
 
 
 def _one_path(data: StudyData, base: dict[str, Any], runs: pd.DataFrame, metric: str, relative: float,
@@ -101,21 +73,20 @@ def _one_path(data: StudyData, base: dict[str, Any], runs: pd.DataFrame, metric:
     """Prediction and observation on one linear path: ``call``, ``text``, ``missing``, ``ratio``, evidence."""
     path = lsr.compare_path(data.points, runs, base, arm="linear", rule="linear", metric=metric,
                             relative=relative, axis="sde_time")
-    base_runs = runs[np.isclose(runs.kappa.astype(float), path.baseline_kappa)]
+    base_runs = quantities.base_runs(runs)
     b0 = float(base_runs.batch_size.iloc[0])
-    noise, pred = _predict(data, base_runs, threshold, window)
+    pooled, pred = _predict(data, base_runs, threshold, window)
     out: dict[str, Any] = {"label": path.label, "B0": b0, "ratio": None, "missing": [],
                            "path": {k: v for k, v in path.as_json().items() if k != "windows"},
                            "rows": path.rows, "evidence": pred + [{"what": "LSR path", **row} for row in path.rows],
-                           "window_steps": sorted(int(s) for _, w in noise for s in w.step)}
-    if not noise:
+                           "window_steps": list(pooled.steps) if pooled else []}
+    if pooled is None:
         out.update(call="INCONCLUSIVE", text=f"the base runs (κ = {path.baseline_kappa:g}, B = {b0:g}) have no "
                    "noise diagnostic after step 0 to predict B* from",
                    missing=["[diagnostics.noise] with every_epochs small enough for several measurements in the "
                             "late constant-LR window (e.g. every_epochs = 1)"])
         return out
-    pooled = pred[0]
-    g, n, b_star = pooled["G_t"], pooled["N_t"], pooled["B_star"]
+    g, n, b_star = pooled.g_t, pooled.n_t, pooled.b_star
     if not (g > 0 and n > 0):
         out.update(call="INCONCLUSIVE", text=f"G_t averaged over the window is {g:.3g} ≤ 0: the gradient signal "
                    "is buried in the noise of the estimate, so B* cannot be predicted",
@@ -176,8 +147,7 @@ def check(data: StudyData, *, metric: str | None = None, tolerance: float | None
                   f"check (relative tolerance {relative:g}, seed-noise intervals) finds the rule holding / failing"}
     name, bad = lsr.metric_or_none(data.points, metric)
     params = {"metric": name, "threshold": threshold, "window": window}
-    all_paths = [(b, g) for b, g in lsr.paths(_sgd_linear_runs(data), "linear") if b["svag_l"] == 1.0]
-    all_paths = [(b, g) for b, g in all_paths if g.kappa.nunique() >= 2]
+    all_paths = quantities.linear_paths(data)
     if not all_paths:
         return inconclusive(NAME, "No linear-scaling path of SGD runs (l = 1) to observe where LSR fails.",
                             ['[scaling] rule = "linear" with factors reaching past the predicted B*, e.g. '

@@ -3,7 +3,8 @@
 Data. Each finished (completed) run's final sharpness λ_max = the value of its last ``sharpness`` diagnostic (top
 Hessian eigenvalue on one fixed batch, eval mode), against its temperature T = η/B (base learning rate over batch
 size; SVAG runs share their SGD run's T, since the noise l·Σ/B at step η/l leaves η/B unchanged). Diverged runs,
-and runs whose last λ_max is ≤ 0 (power iteration returned a negative eigenvalue), are left out and listed.
+and runs whose last λ_max is ≤ 0 (the top eigenvalue came out negative), are left out and listed
+(``quantities.final_sharpness``, which the report's sharpness figure draws too).
 
 Statistic. The least-squares slope s of log λ_max on log T over the runs (every seed a point): λ_max ∝ T^s.
 Its confidence interval at level ``tolerance`` (default 0.95) is the wider union of (a) the regression interval,
@@ -29,36 +30,12 @@ import pandas as pd
 from scipy import stats as sps
 
 from sweeper.checks.base import StudyData, Verdict, inconclusive
+from sweeper.checks.quantities import final_sharpness
 
 NAME = "sharpness"
 LEVEL = 0.95  # confidence level of the slope interval
 BOOTSTRAP = 2000
 EDGE = 0.8  # λ_max·η/2 at or above this: at the edge of stability
-
-
-def final_sharpness(data: StudyData) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """One row per completed run with a positive last λ_max: run_id, seed, lr, batch_size, temperature, lambda_max
-    (and the step it was measured at); plus the runs left out, with why."""
-    diag = data.diagnostics
-    runs = data.finished_runs()
-    left_out = [{"run_id": int(r.run_id), "why": "diverged"} for r in runs.itertuples() if r.status == "diverged"]
-    runs = runs[runs.status == "completed"]
-    if diag.empty or "kind" not in diag:
-        return pd.DataFrame(), left_out
-    rows = diag[(diag.kind == "sharpness") & diag.run_id.isin(runs.run_id) & diag.value.notna()]
-    if rows.empty:
-        return pd.DataFrame(), left_out
-    last = rows.sort_values("step").groupby("run_id").tail(1)
-    out = []
-    for r in last.itertuples():
-        if not float(r.value) > 0:
-            left_out.append({"run_id": int(r.run_id), "why": f"last λ_max = {float(r.value):.3g} ≤ 0"})
-            continue
-        lr, b = float(r.lr), float(r.batch_size)
-        out.append({"run_id": int(r.run_id), "seed": int(r.seed), "lr": lr, "batch_size": b,
-                    "temperature": lr / b, "lambda_max": float(r.value), "step": int(r.step),
-                    "edge_ratio": float(r.value) * lr / 2})
-    return pd.DataFrame(out), left_out
 
 
 def slope_interval(frame: pd.DataFrame, level: float = LEVEL, seed: int = 0) -> dict[str, Any]:

@@ -10,16 +10,17 @@ Figures (column names as in ``StudyData``'s docstring):
   (``points.sde_time``), mean over seeds (bold) and each seed (thin), coloured by κ (runs on a scaling path) or by
   ``svag_l``. The κ figure shows the runs at the smallest l, the l figure those at the smallest κ, so that one colour
   is one setting.
-* ``noise_ratio`` — G/N (``noise`` diagnostics' ``summary.ratio``) against batch size (log axes; G/N linear when
-  an estimate is ≤ 0), with the failure threshold (THEORY.md §2, default G/N = 2), the LSR line G/N ∝ B through the
-  base runs and the predicted largest good batch B* = threshold·B0·N̄_t/Ḡ_t (= 2·B0·N_t/G_t at the default), with
-  N̄_t, Ḡ_t averaged over the base runs' late measurements (the last half of each run's noise rows).
+* ``noise_ratio`` — each run's Ḡ_t/N̄_t (``noise`` diagnostics' ``summary.g_t`` and ``summary.n_t``, each averaged
+  over the run's late window, ``quantities.late_noise``) against batch size (log axes; G/N linear when an estimate
+  is ≤ 0), with the failure threshold (THEORY.md §2, default G/N = 2) and, for each linear-scaling path, the LSR
+  line G/N ∝ B through its base runs and the predicted largest good batch B* = threshold·B0·N̄_t/Ḡ_t — the nsr
+  check's prediction (``quantities.path_predictions``), so figure and verdict show the same B*.
 * ``lr_angular`` — effective LR (``points.effective_lr``) and angular update (``points.angular_update``) against
   SDE time, one line per run, coloured by setting.
 * ``covariance_spectra`` — top-k eigenvalues of the per-example gradient covariance (``covariance`` diagnostics'
   ``payload``), log scale: each run's last spectrum, and one run's spectra over training when measured more than once.
-* ``sharpness`` — each run's last ``sharpness`` value (λ_max) against the temperature η/B (``runs.lr`` /
-  ``runs.batch_size``), log–log.
+* ``sharpness`` — each completed run's final λ_max (``quantities.final_sharpness``, the values the sharpness check
+  fits) against the temperature η/B (``runs.lr`` / ``runs.batch_size``), log–log.
 """
 
 from __future__ import annotations
@@ -33,13 +34,14 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from sweeper.checks import quantities
 from sweeper.checks.base import StudyData
 
 HYPER = ["optimizer", "batch_size", "lr", "weight_decay", "svag_l", "seed", "momentum", "beta1", "beta2", "eps",
          "scaling_rule", "kappa"]
 """The run columns that are hyperparameters (``runs`` and every points/diagnostics row carry them)."""
 
-DEFAULT_NSR_THRESHOLD = 2.0
+DEFAULT_NSR_THRESHOLD = quantities.THRESHOLD
 """G_t/N_t above which LSR is predicted to fail (THEORY.md §2, the paper's figure)."""
 
 _STYLES = ["-", "--", ":", "-."]
@@ -72,14 +74,13 @@ def standard_figures(data: StudyData, *, nsr_threshold: float = DEFAULT_NSR_THRE
 
 # --- helpers -------------------------------------------------------------------------------------------------------
 
-def _finite(frame: pd.DataFrame, *cols: str, positive: bool = False) -> pd.DataFrame:
-    """Rows where every column in ``cols`` is a finite number (and > 0 with ``positive``)."""
+def _finite(frame: pd.DataFrame, *cols: str) -> pd.DataFrame:
+    """Rows where every column in ``cols`` is a finite number."""
     keep = pd.Series(True, index=frame.index)
     for col in cols:
         if col not in frame:
             return frame.iloc[0:0]
-        values = pd.to_numeric(frame[col], errors="coerce")
-        keep &= np.isfinite(values) & ((values > 0) if positive else True)
+        keep &= np.isfinite(pd.to_numeric(frame[col], errors="coerce"))
     return frame[keep]
 
 
@@ -172,40 +173,28 @@ def metric_figure(data: StudyData, by: str) -> StudyFigure:
 
 # --- noise-to-signal ratio against batch size -----------------------------------------------------------------------
 
-def _late_noise(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per run: G_t, N_t and G/N averaged over the last half of its noise measurements."""
+def _noise_ratios(data: StudyData) -> pd.DataFrame:
+    """Per run with late-window noise measurements (``quantities.late_noise``): ``run_id``, ``batch_size``,
+    ``svag_l`` and ``ratio`` = Ḡ_t/N̄_t over that window (NaN when N̄_t ≤ 0)."""
     out = []
-    for run_id, run in rows.sort_values("step").groupby("run_id"):
-        late = run.iloc[len(run) // 2:] if len(run) > 1 else run
-        out.append({"run_id": run_id, "batch_size": float(run.batch_size.iloc[0]),
-                    "svag_l": float(run.svag_l.iloc[0]) if "svag_l" in run and pd.notna(run.svag_l.iloc[0]) else 1.0,
-                    "kappa": run.kappa.iloc[0] if "kappa" in run else np.nan,
-                    "g_t": float(late["summary.g_t"].mean()) if "summary.g_t" in late else np.nan,
-                    "n_t": float(late["summary.n_t"].mean()) if "summary.n_t" in late else np.nan,
-                    "ratio": float(late["summary.ratio"].mean())})
-    return pd.DataFrame(out)
-
-
-def predicted_batch(per_run: pd.DataFrame, threshold: float = DEFAULT_NSR_THRESHOLD) -> tuple[float, float]:
-    """``(B0, B*)`` from the base runs (smallest batch, smallest l): B* = threshold·B0·N̄/Ḡ (THEORY.md §2, threshold 2
-    gives B* = 2·B0·N_t/G_t). B* is NaN when Ḡ ≤ 0 (no measurable signal: no prediction)."""
-    base = per_run[per_run.svag_l == per_run.svag_l.min()]
-    b0 = float(base.batch_size.min())
-    base = base[base.batch_size == b0]
-    g, n = float(base.g_t.mean()), float(base.n_t.mean())
-    return b0, (threshold * b0 * n / g if np.isfinite(g) and g > 0 and np.isfinite(n) else float("nan"))
+    for run in data.runs.itertuples():
+        late = quantities.late_noise(data, int(run.run_id))
+        if late.empty or not late["summary.g_t"].notna().any():
+            continue
+        g, n = float(late["summary.g_t"].mean()), float(late["summary.n_t"].mean())
+        out.append({"run_id": int(run.run_id), "batch_size": float(run.batch_size),
+                    "svag_l": float(run.svag_l) if pd.notna(run.svag_l) else 1.0,
+                    "ratio": g / n if n > 0 else np.nan})
+    return _finite(pd.DataFrame(out, columns=["run_id", "batch_size", "svag_l", "ratio"]), "ratio", "batch_size")
 
 
 def noise_ratio_figure(data: StudyData, threshold: float = DEFAULT_NSR_THRESHOLD) -> StudyFigure:
     key, title = "noise_ratio", "Noise-to-signal ratio G/N against batch size"
-    diag = data.diagnostics
-    rows = diag[diag.kind == "noise"] if "kind" in diag else diag.iloc[0:0]
-    rows = _finite(rows, "summary.ratio", "batch_size") if not rows.empty else rows
-    if rows.empty:
+    per_run = _noise_ratios(data)
+    if per_run.empty:
         return StudyFigure(key, title, "", missing="needs noise diagnostics: add [diagnostics.noise]")
-    per_run = _late_noise(rows)
-    b0, b_star = predicted_batch(per_run, threshold)
-    base_ratio = per_run[(per_run.batch_size == b0) & (per_run.svag_l == per_run.svag_l.min())].ratio.mean()
+    predictions = quantities.path_predictions(data, threshold)
+    stars = [p.b_star for p in predictions if np.isfinite(p.b_star)]
     fig = Figure(figsize=(6.4, 4.4), layout="constrained")
     ax = fig.subplots()
     colours = _colours(per_run.svag_l.tolist(), "plasma")
@@ -217,21 +206,34 @@ def noise_ratio_figure(data: StudyData, threshold: float = DEFAULT_NSR_THRESHOLD
     if positive:
         ax.set_yscale("log")
     ax.axhline(threshold, color="crimson", ls="--", lw=1.2, label=f"threshold G/N = {_num(threshold)}")
-    xs = np.geomspace(per_run.batch_size.min() / 1.5, max(per_run.batch_size.max(), b_star if np.isfinite(b_star)
-                                                            else 0) * 1.5, 50)
-    if np.isfinite(base_ratio) and base_ratio > 0:
-        ax.plot(xs, base_ratio * xs / b0, color="grey", ls=":", lw=1.2, label="LSR: G/N ∝ B from B0")
-    if np.isfinite(b_star):
-        ax.axvline(b_star, color="black", ls="-.", lw=1.2, label=f"predicted B* = {b_star:.4g}")
+    xs = np.geomspace(per_run.batch_size.min() / 1.5, max([per_run.batch_size.max(), *stars]) * 1.5, 50)
+    for i, p in enumerate(predictions):
+        style = _STYLES[i % len(_STYLES)]
+        if p.g_over_n > 0:
+            ax.plot(xs, p.g_over_n * xs / p.b0, color="grey", ls=style, lw=1.2,
+                    label=f"LSR: G/N ∝ B from B0 = {_num(p.b0)}")
+        if np.isfinite(p.b_star):
+            ax.axvline(p.b_star, color="black", ls=style, lw=1.2, label=f"predicted B* = {p.b_star:.4g}")
     ax.set_xlabel("batch size B")
     ax.set_ylabel("G_t / N_t")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    star = (f"predicted largest good batch B* = {_num(threshold)}·B0·N̄/Ḡ = {b_star:.4g} (B0 = {_num(b0)})"
-            if np.isfinite(b_star) else f"no B* prediction: the base runs' (B0 = {_num(b0)}) mean G_t is not > 0")
-    caption = (f"Each run's G_t/N_t (noise diagnostic, mean over the last half of its measurements) against its batch "
-               f"size; dashed: the failure threshold {_num(threshold)} (THEORY.md §2); {star}.")
+    caption = (f"Each run's Ḡ_t/N̄_t (noise diagnostic; G_t and N_t each averaged over the last "
+               f"{quantities.WINDOW:.0%} of the steps of its base-LR stretch, step 0 excluded) against its batch "
+               f"size; dashed red: the failure threshold {_num(threshold)} (THEORY.md §2); "
+               f"{_prediction_text(predictions, threshold)}.")
     return StudyFigure(key, title, caption, fig)
+
+
+def _prediction_text(predictions: Sequence[quantities.BatchPrediction], threshold: float) -> str:
+    """The caption's account of the nsr check's B* predictions (or why there is none)."""
+    if not predictions:
+        return ("no B* prediction: it needs a linear-scaling path of SGD runs at l = 1 ([scaling] rule = "
+                "\"linear\") whose base runs have noise measurements")
+    return "; ".join(
+        f"predicted largest good batch B* = {_num(threshold)}·B0·N̄/Ḡ = {p.b_star:.4g} (B0 = {_num(p.b0)})"
+        if np.isfinite(p.b_star) else f"no B* from B0 = {_num(p.b0)}: the base runs' mean G_t is not > 0"
+        for p in predictions)
 
 
 # --- effective LR and angular update --------------------------------------------------------------------------------
@@ -324,26 +326,25 @@ def covariance_figure(data: StudyData) -> StudyFigure:
 
 def sharpness_figure(data: StudyData) -> StudyFigure:
     key, title = "sharpness", "Sharpness against temperature η/B"
-    diag = data.diagnostics
-    rows = diag[diag.kind == "sharpness"] if "kind" in diag else diag.iloc[0:0]
-    rows = _finite(rows, "value", "lr", "batch_size", positive=True) if not rows.empty else rows
-    if rows.empty:
-        return StudyFigure(key, title, "", missing="needs sharpness diagnostics: add [diagnostics.sharpness]")
-    last = rows.sort_values("step").groupby("run_id").tail(1).copy()
-    last["temperature"] = last.lr.astype(float) / last.batch_size.astype(float)
-    by = "optimizer" if "optimizer" in last and last.optimizer.nunique() > 1 else "svag_l"
+    final, left_out = quantities.final_sharpness(data)
+    if final.empty:
+        return StudyFigure(key, title, "", missing="needs sharpness diagnostics on completed runs: add "
+                                                     "[diagnostics.sharpness]")
+    by = "optimizer" if final.optimizer.nunique() > 1 else "svag_l"
     fig = Figure(figsize=(6.4, 4.4), layout="constrained")
     ax = fig.subplots()
-    colours = {v: colormaps["tab10"](i % 10) for i, v in enumerate(sorted(last[by].dropna().unique(), key=str))}
-    for value, group in last.groupby(by, dropna=False):
-        ax.scatter(group.temperature, group.value, s=28, color=colours.get(value, "grey"),
+    colours = {v: colormaps["tab10"](i % 10) for i, v in enumerate(sorted(final[by].unique(), key=str))}
+    for value, group in final.groupby(by):
+        ax.scatter(group.temperature, group.lambda_max, s=28, color=colours[value],
                    label=f"{'l' if by == 'svag_l' else by} = {_num(value)}")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("temperature η/B")
-    ax.set_ylabel("λ_max (last sharpness measurement)")
+    ax.set_ylabel("final λ_max (last sharpness measurement)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    caption = ("Each run's last top Hessian eigenvalue (sharpness diagnostic) against η/B (run lr over batch size), "
-               "log–log. The Fokker–Planck view predicts flatter minima (smaller λ_max) at higher temperature.")
+    dropped = f"; {len(left_out)} run(s) left out (diverged, or last λ_max ≤ 0)" if left_out else ""
+    caption = ("Each completed run's final top Hessian eigenvalue (its last sharpness diagnostic, as the sharpness "
+               "check uses it) against η/B (run lr over batch size), log–log. The Fokker–Planck view predicts "
+               f"flatter minima (smaller λ_max) at higher temperature{dropped}.")
     return StudyFigure(key, title, caption, fig)
