@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sweeper.checks import lsr
 from sweeper.checks.base import StudyData
+from sweeper.checks.paths import paths as scaling_paths
 
 THRESHOLD = 2.0
 """τ: the G_t/N_t at which LSR fails (THEORY.md §2)."""
@@ -28,17 +28,17 @@ WINDOW = 0.5
 
 
 def linear_paths(data: StudyData) -> list[tuple[dict[str, Any], pd.DataFrame]]:
-    """The linear-scaling paths (``lsr.paths``) of finished SGD runs at l = 1 with at least two κ: each path's base
-    settings and its runs."""
+    """The linear-scaling paths (``paths.paths``) of finished SGD runs at l = 1 with at least two κ: each path's
+    base settings and its runs."""
     runs = data.finished_runs()
     if "scaling_rule" not in runs or runs.empty:
         return []
     runs = runs[(runs.scaling_rule == "linear") & runs.kappa.notna() & (runs.optimizer.fillna("sgd") == "sgd")]
-    return [(b, g) for b, g in lsr.paths(runs, "linear") if b["svag_l"] == 1.0 and g.kappa.nunique() >= 2]
+    return [(b, g) for b, g in scaling_paths(runs, "linear") if b["svag_l"] == 1.0 and g.kappa.nunique() >= 2]
 
 
 def base_runs(path_runs: pd.DataFrame) -> pd.DataFrame:
-    """A path's base runs: those at κ = 1, else at its smallest κ (the baseline ``lsr`` compares against)."""
+    """A path's base runs: those at κ = 1, else at its smallest κ (the baseline ``paths.compare_path`` uses)."""
     kappas = path_runs.kappa.astype(float)
     base = 1.0 if any(math.isclose(k, 1.0) for k in kappas) else float(kappas.min())
     return path_runs[np.isclose(kappas, base)]
