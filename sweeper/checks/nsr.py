@@ -9,8 +9,8 @@ grows ∝ B, so the ratio reaches the failure threshold τ (default 2, THEORY §
 (before any decay; THEORY §2 uses epochs 200–250 of a 300-epoch run decayed at 250); step 0 is never in it. The
 prediction is ``quantities.predict_batch``, which the report's noise figure draws too.
 
-Observation: the ``lsr`` check's own comparison of the path (``lsr.compare_path``: each κ against the base at
-equal SDE time over the whole trajectory, relative tolerance 5% of the base's metric, seed-noise t-intervals; a
+Observation: the ``lsr`` check's own comparison of the path (``paths.compare_path``: each κ against the base at
+equal SDE time over the whole trajectory, relative tolerance 5% of the base's metric, trajectory-aware errors; a
 diverged run fails its κ). B_hold = B0·(largest κ that holds with no failing κ below it); B_fail = B0·(the first
 κ that fails), if any; κ in between are unresolved. Paths with l > 1 (SVAG) are not used.
 
@@ -29,8 +29,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sweeper.checks import lsr, quantities
+from sweeper.checks import quantities
 from sweeper.checks.base import StudyData, Verdict, inconclusive
+from sweeper.checks.defaults import RELATIVE, SEEDS_HINT
+from sweeper.checks.lsr import metric_or_none
+from sweeper.checks.paths import compare_path
 from sweeper.checks.quantities import THRESHOLD, WINDOW, BatchPrediction
 
 NAME = "nsr"
@@ -71,7 +74,7 @@ def _predict(data: StudyData, base: pd.DataFrame, threshold: float, window: floa
 def _one_path(data: StudyData, base: dict[str, Any], runs: pd.DataFrame, metric: str, relative: float,
               threshold: float, window: float, factor: float) -> dict[str, Any]:
     """Prediction and observation on one linear path: ``call``, ``text``, ``missing``, ``ratio``, evidence."""
-    path = lsr.compare_path(data.points, runs, base, arm="linear", rule="linear", metric=metric,
+    path = compare_path(data.points, runs, base, arm="linear", rule="linear", metric=metric,
                             relative=relative, axis="sde_time")
     base_runs = quantities.base_runs(runs)
     b0 = float(base_runs.batch_size.iloc[0])
@@ -96,7 +99,7 @@ def _one_path(data: StudyData, base: dict[str, Any], runs: pd.DataFrame, metric:
     decided = [r for r in path.rows if r["status"] in ("holds", "fails")]
     if not path.rows or (not decided and path.missing):
         out.update(call="INCONCLUSIVE", text=f"B* = {b_star:.4g} predicted, but the lsr comparison could not "
-                   f"place the observed limit ({path.note})", missing=path.missing or [lsr.SEEDS_HINT])
+                   f"place the observed limit ({path.note})", missing=path.missing or [SEEDS_HINT])
         return out
     b_hold = b0 * path.largest_holding / path.baseline_kappa
     b_fail = None if path.first_failing is None else b0 * path.first_failing / path.baseline_kappa
@@ -139,13 +142,13 @@ def check(data: StudyData, *, metric: str | None = None, tolerance: float | None
     fraction of the base-LR stretch averaged (default ½); ``lsr_relative``: lsr's relative tolerance (its default).
     """
     factor = AGREEMENT if tolerance is None else float(tolerance)
-    relative = lsr.RELATIVE if lsr_relative is None else float(lsr_relative)
+    relative = RELATIVE if lsr_relative is None else float(lsr_relative)
     tol = {"agreement_factor": factor, "threshold_G_over_N": threshold, "window": window,
            "lsr_relative": relative,
            "why": f"B* = {threshold:g}·B0·N_t/G_t (THEORY §2: G_t/N_t ≈ {threshold:g} at failure, ∝ B under LSR); "
                   f"agreement within ×{factor:g} as in the paper's figure; the observed limit is where the lsr "
                   f"check (relative tolerance {relative:g}, seed-noise intervals) finds the rule holding / failing"}
-    name, bad = lsr.metric_or_none(data.points, metric)
+    name, bad = metric_or_none(data.points, metric)
     params = {"metric": name, "threshold": threshold, "window": window}
     all_paths = quantities.linear_paths(data)
     if not all_paths:

@@ -201,7 +201,10 @@ def _judge_kappa(r: KappaResult, n_runs: int, alpha: float) -> None:
         r.why = "no completed run"
         return
     r.status = c.status
-    if r.status == "fails":
+    if r.status == "fails" and not any(w.fails for w in c.windows):
+        r.why = (f"the difference averages {c.joint.value:+.3g} ± {c.joint.se:.2g} tolerances over the windows "
+                 f"(beyond 1: Holm-adjusted p < α)")
+    elif r.status == "fails":
         w = next(w for w in c.windows if w.fails)
         r.why = (f"window {w.window} differs by {w.diff.value:+.4g} ± {w.decision.halfwidth:.3g} (tolerance "
                  f"{w.tolerance:.3g}, Holm-adjusted p < α)")

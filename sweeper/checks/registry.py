@@ -26,8 +26,23 @@ def module(name: str) -> ModuleType:
     return importlib.import_module(MODULES[name])
 
 
+UNFINISHED = ("pending", "running", "interrupted")
+
+
 def run_check(name: str, data: StudyData, metric: str | None = None, tolerance: float | None = None) -> Verdict:
-    return module(name).check(data, metric=metric, tolerance=tolerance)
+    """The check's verdict; on a study with unfinished runs it is INCONCLUSIVE, with what the finished runs alone
+    say kept as ``details["provisional"]`` (a verdict never claims more than the finished runs support: a later
+    κ may still fail, more seeds may still move an estimate)."""
+    verdict = module(name).check(data, metric=metric, tolerance=tolerance)
+    open_ = int(data.runs.status.isin(UNFINISHED).sum()) if "status" in data.runs else 0
+    if not open_ or verdict.verdict == "INCONCLUSIVE":
+        return verdict
+    verdict.details["provisional"] = {"verdict": verdict.verdict, "summary": verdict.summary}
+    verdict.summary = (f"Provisional ({open_} of {len(data.runs)} runs unfinished): on the finished runs alone, "
+                       f"{verdict.verdict} — {verdict.summary}")
+    verdict.verdict = "INCONCLUSIVE"
+    verdict.missing = [f"the study's {open_} unfinished run(s): let it finish (or `sweeper resume`), then check again"]
+    return verdict
 
 
 def run_all(data: StudyData) -> list[Verdict]:

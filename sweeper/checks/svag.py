@@ -10,7 +10,7 @@ and levels are compared window by window exactly as ``lsr`` compares κ with κ 
 difference curves with autocorrelation-aware within-run errors, seeds combined with the group's overdispersion φ
 pooled over all its comparisons). (b) SGD against the largest level: tolerance τ_k = r·|largest-l value| (r =
 ``tolerance``, default 5%); *holds* if every window passes its equivalence test at level α, *fails* if a window
-is beyond τ (Holm over the windows) or an l = 1 run diverged while the largest l did not. (a) Rate: for
+is beyond τ, or the windows' mean of Δ_k/τ_k beyond 1 (Holm over these) or an l = 1 run diverged while the largest l did not. (a) Rate: for
 consecutive levels x_i < x_{i+1}, D² = mean_k(Δ_k² − SE_k²) (the noise floor E[Δ̂²] = Δ² + SE² removed), with
 Var(D²) = Σ_k(4Δ_k²SE_k² + 2SE_k⁴)/K² (normal Δ̂_k); a pair is *measurable* when D² > z·SE(D²). With weak error
 c/x the mean trajectories differ by c·(1/x_i − 1/x_{i+1}), so D̃_i = D_i/(1 − x_i/x_{i+1}) ∝ 1/x_i: log–log slope
@@ -215,9 +215,11 @@ def _judge_sgd(res: SvagGroup, sgd: Comparison | None, edges: np.ndarray, relati
         return
     decide([sgd], edges, relative, alpha, od)
     res.sgd, res.sgd_call = sgd, sgd.status
-    w = next(w for w in sgd.windows if w.fails) if sgd.status == "fails" else sgd.worst()
+    w = next((w for w in sgd.windows if w.fails), sgd.worst())
     res.sgd_why = (f"window {w.window}: l = 1 − l = {top:g} is {w.diff.value:+.4g} ± {w.decision.halfwidth:.3g} "
                    f"(tolerance {w.tolerance:.3g})")
+    if sgd.joint_fails and not any(w.fails for w in sgd.windows):
+        res.sgd_why += f"; averaged over the windows {sgd.joint.value:+.3g} ± {sgd.joint.se:.2g} tolerances"
 
 
 def _describe(g: SvagGroup) -> str:

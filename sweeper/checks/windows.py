@@ -120,11 +120,15 @@ class Comparison:
     replicates: list[tuple[Replicates, ...]]  # per window: (differences,) or (base, other)
     base_levels: np.ndarray
     windows: list[WindowStat] = field(default_factory=list)
+    joint: Estimate | None = None  # mean over windows of Δ_k/τ_k
+    joint_p: float = math.nan  # p-value of |mean Δ_k/τ_k| ≤ 1
+    joint_fails: bool = False
 
     @property
     def status(self) -> str:
-        """``fails`` if a window fails (after Holm), ``holds`` if every window holds, else ``unresolved``."""
-        if any(w.fails for w in self.windows):
+        """``fails`` if a window or the joint statistic fails (after Holm), ``holds`` if every window holds, else
+        ``unresolved``."""
+        if self.joint_fails or any(w.fails for w in self.windows):
             return "fails"
         return "holds" if self.windows and all(w.decision.holds for w in self.windows) else "unresolved"
 
@@ -177,8 +181,10 @@ def decide(comparisons: Sequence[Comparison], edges: np.ndarray, relative: float
     family unless ``od`` is given).
 
     Tolerance per window: τ_k = relative·|base level_k|. A comparison *holds* if every window's equivalence test
-    passes at level α (intersection–union: no correction); a window *fails* if its p-value for |Δ| > τ is
-    rejected by Holm over all windows of the family.
+    passes at level α (intersection–union: no correction). It *fails* if Holm over the family rejects one of its
+    windows' p-values for |Δ_k| > τ_k, or its joint p-value for |mean_k Δ_k/τ_k| > 1 (a difference beyond the
+    tolerance on average is beyond it somewhere; the average sees an effect spread over every window that no single
+    window resolves; windows taken as independent — each is long against the noise's correlation time).
     """
     od = od if od is not None else overdispersion(comparisons)
     for c in comparisons:
@@ -186,7 +192,24 @@ def decide(comparisons: Sequence[Comparison], edges: np.ndarray, relative: float
         c.windows = [WindowStat(k + 1, float(edges[k]), float(edges[k + 1]), float(c.base_levels[k]), est,
                                 float(tol[k]), judge(est, float(tol[k]), alpha))
                      for k, est in enumerate(estimates(c, od))]
+        c.joint = _joint([w.diff for w in c.windows], tol)
+        c.joint_p = judge(c.joint, 1.0, alpha).p_fail if c.joint.finite else math.nan
     flat = [w for c in comparisons for w in c.windows]
-    for w, rejected in zip(flat, holm([w.decision.p_fail for w in flat], alpha)):
-        w.fails = bool(rejected)
+    rejected = holm([w.decision.p_fail for w in flat] + [c.joint_p for c in comparisons], alpha)
+    for w, r in zip(flat, rejected[:len(flat)]):
+        w.fails = bool(r)
+    for c, r in zip(comparisons, rejected[len(flat):]):
+        c.joint_fails = bool(r)
     return od
+
+
+def _joint(diffs: Sequence[Estimate], tol: np.ndarray) -> Estimate:
+    """mean_k Δ_k/τ_k with its SE (independent windows) and Satterthwaite df."""
+    ok = [(d, t) for d, t in zip(diffs, tol) if d.finite and t > 0]
+    if not ok:
+        return Estimate(math.nan, math.nan, math.nan)
+    v = np.array([(d.se / t) ** 2 for d, t in ok])
+    dfs = np.array([d.df for d, _ in ok])
+    den = float(np.sum(v**2 / dfs))
+    return Estimate(float(np.mean([d.value / t for d, t in ok])), math.sqrt(v.sum()) / len(ok),
+                    float(v.sum() ** 2 / den) if den > 0 else math.inf)

@@ -46,3 +46,27 @@ def _spectral_radius(h: np.ndarray, lr: float, batch_size: int, svag_l: float) -
 def stationary_excess_loss(h: np.ndarray, noise: float, lr: float, batch_size: int, svag_l: float = 1.0) -> float:
     """Stationary E[½ eᵀHe]: the test loss above the minimiser's, per THEORY.md §8."""
     return 0.5 * float(np.dot(h, stationary_variances(h, noise, lr, batch_size, svag_l)))
+
+
+def expected_loss(h: np.ndarray, w_star: np.ndarray, init_var: float, noise: float, lr: float, batch_size: int,
+                  svag_l: float, steps: int) -> np.ndarray:
+    """E[test loss] after k = 0 … ``steps`` raw SVAG(l) steps from w0 ~ (0, init_var·I), shape (steps + 1,).
+
+    The second-moment recursion of the module docstring run from S0 = E[e0 e0ᵀ] = init_var·I + w* w*ᵀ (a full
+    matrix): S' = (I − aH)S(I − aH) + c(HSH + tr(HS)H + σ²H), a = η/l, c = η²/(lB); loss ½(tr(HS) + σ²). Exact for
+    the population (fresh Gaussian batches); a finite training set sampled with replacement adds O(d/n).
+    """
+    h = np.asarray(h, dtype=np.float64)
+    w = np.asarray(w_star, dtype=np.float64)
+    a, c = lr / svag_l, lr**2 / (svag_l * batch_size)
+    s = init_var * np.eye(len(h)) + np.outer(w, w)
+    m = 1.0 - a * h
+    out = np.empty(steps + 1)
+    for k in range(steps + 1):
+        ths = float(h @ np.diag(s))
+        out[k] = 0.5 * (ths + noise**2)
+        if not np.isfinite(out[k]):
+            out[k:] = np.inf
+            break
+        s = m[:, None] * s * m[None, :] + c * (h[:, None] * s * h[None, :] + np.diag((ths + noise**2) * h))
+    return out
