@@ -147,19 +147,25 @@ class Estimate:
 
 
 def combine(rep: Replicates, od: Overdispersion = NO_OVERDISPERSION) -> Estimate:
-    """Mean over seeds (equal weights: seeds are exchangeable) with variance φ̂·Σv_s/n².
+    """Mean over seeds (equal weights: seeds are exchangeable) with its standard error, from whichever of two
+    estimates carries more degrees of freedom:
 
-    df: Satterthwaite over the within-run variances (Σv)²/Σ(v²/df), combined with φ's df when φ̂ > 1
-    (1/df = 1/df_within + 1/df_φ: the product of two independent variance estimates).
+    - trajectories: variance φ̂·Σv_s/n², df Satterthwaite over the within-run variances (Σv)²/Σ(v²/df), combined
+      with φ's df when φ̂ > 1 (1/df = 1/df_within + 1/df_φ: the product of two independent variance estimates);
+    - seed replicates: S²/n with df n − 1 (model-free; wins with many seeds, or where a window's curve is not a
+      line plus noise — a transient bump inflates the residuals, not the spread of the seeds' means).
     """
     if rep.n == 0:
         return Estimate(math.nan, math.nan, math.nan)
+    mean = float(rep.means.mean())
     total = float(rep.vars.sum())
     den = float(np.sum(rep.vars**2 / rep.dfs))
     df = total**2 / den if den > 0 else math.inf
     if od.factor > 1.0:
         df = 1.0 / (1.0 / df + 1.0 / od.df)
-    return Estimate(float(rep.means.mean()), math.sqrt(od.factor * total) / rep.n, df)
+    if rep.n - 1 > df:
+        return Estimate(mean, float(rep.means.std(ddof=1)) / math.sqrt(rep.n), rep.n - 1.0)
+    return Estimate(mean, math.sqrt(od.factor * total) / rep.n, df)
 
 
 @dataclass(frozen=True)

@@ -61,12 +61,11 @@ def expected_loss(h: np.ndarray, w_star: np.ndarray, init_var: float, noise: flo
     a, c = lr / svag_l, lr**2 / (svag_l * batch_size)
     s = init_var * np.eye(len(h)) + np.outer(w, w)
     m = 1.0 - a * h
-    out = np.empty(steps + 1)
+    out = np.full(steps + 1, np.inf)
     for k in range(steps + 1):
         ths = float(h @ np.diag(s))
-        out[k] = 0.5 * (ths + noise**2)
-        if not np.isfinite(out[k]):
-            out[k:] = np.inf
+        if not ths < 1e300:  # diverged: the rest stays inf
             break
+        out[k] = 0.5 * (ths + noise**2)
         s = m[:, None] * s * m[None, :] + c * (h[:, None] * s * h[None, :] + np.diag((ths + noise**2) * h))
     return out
