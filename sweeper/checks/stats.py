@@ -39,14 +39,15 @@ class SeriesMean:
 def ar1_time(r: np.ndarray) -> float:
     """Integrated autocorrelation time τ = (1 + ρ)/(1 − ρ) of an AR(1) fitted to ``r`` (shape (n,), mean and
     slope already removed), ρ its lag-1 autocorrelation corrected for the small-sample bias of a fitted mean and
-    slope (+ (1 + 4ρ)/n), in [0, 0.99]; in samples, at most n/2."""
+    slope (+ (1 + 4ρ)/n), in [0, 0.99]; in samples, at most n/4 (a window that looks more correlated than that
+    is one slow excursion: it counts as four independent samples, never fewer)."""
     n = len(r)
     c0 = float(r @ r)
     if n < 4 or c0 <= 0.0:
         return 1.0
     rho = float(r[:-1] @ r[1:]) / c0
     rho = min(max(rho + (1.0 + 4.0 * max(rho, 0.0)) / n, 0.0), MAX_RHO)
-    return float(min((1.0 + rho) / (1.0 - rho), n / 2.0))
+    return float(min((1.0 + rho) / (1.0 - rho), n / 4.0))
 
 
 def series_mean(y: np.ndarray) -> SeriesMean:
@@ -67,7 +68,7 @@ def series_mean(y: np.ndarray) -> SeriesMean:
     fit = sps.linregress(t, y) if np.ptp(y) > 0 else None
     resid = y - (fit.intercept + fit.slope * t) if fit is not None else np.zeros(n)
     tau = ar1_time(resid)
-    s2 = float(resid @ resid) / max(n - 2.0 * tau, 1.0)
+    s2 = float(resid @ resid) / (n - 2.0 * tau)
     return SeriesMean(float(np.mean(y)), s2 * tau / n, max(n / tau - 2.0, 1.0), n, tau)
 
 
