@@ -24,29 +24,21 @@ classified too; if any disagrees with the pooled call the verdict is INCONCLUSIV
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from sweeper.checks import quantities
-from sweeper.checks.base import StudyData, Verdict, inconclusive
+from sweeper.checks.base import Outcome, StudyData, Verdict, inconclusive
 from sweeper.checks.defaults import RELATIVE, SEEDS_HINT
 from sweeper.checks.lsr import metric_or_none
-from sweeper.checks.paths import compare_path
+from sweeper.checks.paths import PathResult, compare_path
 from sweeper.checks.quantities import THRESHOLD, WINDOW, BatchPrediction
 
 NAME = "nsr"
 AGREEMENT = 2.0  # prediction and observation agree within this factor (THEORY §2, the paper's figure)
-
-
-def _classify(b_star: float, b_hold: float, b_fail: float | None, factor: float) -> str:
-    """The observed limit lies in [B_hold, B_fail): CONFIRMED if B* is within ×f of all of it, REFUTED if of none."""
-    if b_star < b_hold / factor or (b_fail is not None and b_star > factor * b_fail):
-        return "REFUTED"
-    if b_fail is not None and b_hold >= b_star / factor and b_fail <= factor * b_star:
-        return "CONFIRMED"
-    return "INCONCLUSIVE"
 
 
 def _prediction_row(pred: BatchPrediction, seed: int | None) -> dict[str, Any]:
@@ -55,82 +47,175 @@ def _prediction_row(pred: BatchPrediction, seed: int | None) -> dict[str, Any]:
             "B_star": pred.b_star}
 
 
-def _predict(data: StudyData, base: pd.DataFrame, threshold: float, window: float
-             ) -> tuple[BatchPrediction | None, list[dict[str, Any]]]:
-    """The pooled prediction over the base runs (``quantities.predict_batch``), and evidence rows: pooled first,
-    then one per base seed."""
+@dataclass
+class Prediction:
+    """B* from the base runs' noise (``quantities.predict_batch``): pooled over the base seeds, and each seed's own
+    (seed, prediction) for the base runs with window measurements."""
+
+    pooled: BatchPrediction
+    seeds: list[tuple[int, BatchPrediction]]
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Evidence: the pooled prediction first, then one row per base seed."""
+        return [_prediction_row(self.pooled, None)] + [_prediction_row(p, s) for s, p in self.seeds]
+
+
+@dataclass
+class Placement:
+    """The predicted B* (from Ḡ_t/N̄_t at B0) against the observed limit, which lies in [B_hold, B_fail) (batch
+    sizes, samples; B_fail None: no κ failed), judged within the agreement factor f."""
+
+    b_star: float
+    g_over_n: float
+    b_hold: float
+    b_fail: float | None
+    factor: float
+    seed_b_stars: list[float]
+    call: Outcome = "INCONCLUSIVE"  # of the pooled B*
+    seed_calls: list[Outcome] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float:
+        """B*/B_hold (the verdict's statistic)."""
+        return self.b_star / self.b_hold
+
+    @property
+    def seeds_disagree(self) -> bool:
+        return len(self.seed_calls) >= 2 and any(c != self.call for c in self.seed_calls)
+
+    def classify(self, b_star: float) -> Outcome:
+        """CONFIRMED if ``b_star`` is within ×f of all of [B_hold, B_fail), REFUTED if of none of it."""
+        f, b_fail = self.factor, self.b_fail
+        if b_star < self.b_hold / f or (b_fail is not None and b_star > f * b_fail):
+            return "REFUTED"
+        if b_fail is not None and self.b_hold >= b_star / f and b_fail <= f * b_star:
+            return "CONFIRMED"
+        return "INCONCLUSIVE"
+
+    def as_json(self) -> dict[str, Any]:
+        return {"B_star": self.b_star, "B_hold": self.b_hold, "B_fail": self.b_fail, "seed_calls": self.seed_calls}
+
+
+@dataclass
+class NsrPath:
+    """One linear path: B* predicted from its base runs against the limit its lsr comparison observed. ``b0``: the
+    base batch size (samples); ``note``: why B* could not be placed (``placement`` None)."""
+
+    path: PathResult
+    b0: float
+    prediction: Prediction | None
+    placement: Placement | None = None
+    call: Outcome = "INCONCLUSIVE"
+    note: str = ""
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return self.path.label
+
+    @property
+    def ratio(self) -> float | None:
+        return self.placement.ratio if self.placement else None
+
+    def describe(self) -> str:
+        """One clause: the prediction, where LSR held and failed, and the call."""
+        p = self.placement
+        if p is None:
+            return self.note
+        observed = (f"LSR held up to B = {p.b_hold:g}" + (f" and failed at B = {p.b_fail:g}" if p.b_fail is not None
+                                                          else " (no κ failed)") + f" on {self.path.metric}")
+        text = (f"predicted B* = {p.b_star:.4g} from G_t/N_t = {p.g_over_n:.3g} at B0 = {self.b0:g}; "
+                f"{observed}: B*/B_hold = {p.ratio:.3g}")
+        f = p.factor
+        if p.seeds_disagree:
+            return text + f"; the base seeds' own B* disagree on the call ({', '.join(p.seed_calls)})"
+        if p.call == "CONFIRMED":
+            return text + f", within ×{f:g}"
+        if p.call == "REFUTED":
+            return text + (f": LSR held well past the prediction (B* < B_hold/{f:g})" if p.b_star < p.b_hold / f
+                           else f": LSR failed well before the prediction (B* > {f:g}·B_fail = {f * p.b_fail:g})")
+        if p.b_fail is None:
+            return text + "; no κ failed, so the observed limit is only a lower bound"
+        return text + (f"; the observed limit lies between B = {p.b_hold:g} and {p.b_fail:g}, too wide a bracket to "
+                       f"be within ×{f:g} of B* throughout")
+
+    def evidence(self) -> list[dict[str, Any]]:
+        """The prediction rows, then the lsr comparison's row per κ."""
+        pred = self.prediction.rows() if self.prediction else []
+        return pred + [{"what": "LSR path", **row} for row in self.path.rows]
+
+    def as_json(self) -> dict[str, Any]:
+        out = {"label": self.label, "B0": self.b0, "ratio": self.ratio, "missing": self.missing,
+               "path": {k: v for k, v in self.path.as_json().items() if k != "windows"}, "rows": self.path.rows,
+               "window_steps": list(self.prediction.pooled.steps) if self.prediction else []}
+        return out | (self.placement.as_json() if self.placement else {}) | {"call": self.call,
+                                                                               "text": self.describe()}
+
+
+def _predict(data: StudyData, base: pd.DataFrame, threshold: float, window: float) -> Prediction | None:
+    """The pooled prediction over the base runs and each base seed's own (None: no window measurements)."""
     pooled = quantities.predict_batch(data, base, threshold, window)
     if pooled is None:
-        return None, []
-    rows = [_prediction_row(pooled, None)]
+        return None
+    seeds = []
     for rid in pooled.run_ids:
         one = base[base.run_id == rid]
         seed_pred = quantities.predict_batch(data, one, threshold, window)
         assert seed_pred is not None  # the run has window measurements: it is in pooled.run_ids
-        rows.append(_prediction_row(seed_pred, int(one.seed.iloc[0])))
-    return pooled, rows
+        seeds.append((int(one.seed.iloc[0]), seed_pred))
+    return Prediction(pooled, seeds)
 
 
 def _one_path(data: StudyData, base: dict[str, Any], runs: pd.DataFrame, metric: str, relative: float,
-              threshold: float, window: float, factor: float) -> dict[str, Any]:
-    """Prediction and observation on one linear path: ``call``, ``text``, ``missing``, ``ratio``, evidence."""
-    path = compare_path(data.points, runs, base, arm="linear", rule="linear", metric=metric,
-                            relative=relative, axis="sde_time")
+              threshold: float, window: float, factor: float) -> NsrPath:
+    """Compute: lsr's comparison of the path, the prediction from its base runs and, where both allow, B* placed
+    against the observed limit (else a note and what is missing)."""
+    path = compare_path(data.points, runs, base, arm="linear", rule="linear", metric=metric, relative=relative,
+                        axis="sde_time")
     base_runs = quantities.base_runs(runs)
     b0 = float(base_runs.batch_size.iloc[0])
-    pooled, pred = _predict(data, base_runs, threshold, window)
-    out: dict[str, Any] = {"label": path.label, "B0": b0, "ratio": None, "missing": [],
-                           "path": {k: v for k, v in path.as_json().items() if k != "windows"},
-                           "rows": path.rows, "evidence": pred + [{"what": "LSR path", **row} for row in path.rows],
-                           "window_steps": list(pooled.steps) if pooled else []}
-    if pooled is None:
-        out.update(call="INCONCLUSIVE", text=f"the base runs (κ = {path.baseline_kappa:g}, B = {b0:g}) have no "
-                   "noise diagnostic after step 0 to predict B* from",
-                   missing=["[diagnostics.noise] with every_epochs small enough for several measurements in the "
-                            "late constant-LR window (e.g. every_epochs = 1)"])
+    out = NsrPath(path, b0, _predict(data, base_runs, threshold, window))
+    if out.prediction is None:
+        out.note = (f"the base runs (κ = {path.baseline_kappa:g}, B = {b0:g}) have no noise diagnostic after step 0 "
+                    "to predict B* from")
+        out.missing = ["[diagnostics.noise] with every_epochs small enough for several measurements in the late "
+                       "constant-LR window (e.g. every_epochs = 1)"]
         return out
-    g, n, b_star = pooled.g_t, pooled.n_t, pooled.b_star
-    if not (g > 0 and n > 0):
-        out.update(call="INCONCLUSIVE", text=f"G_t averaged over the window is {g:.3g} ≤ 0: the gradient signal "
-                   "is buried in the noise of the estimate, so B* cannot be predicted",
-                   missing=["diagnostics.noise.batches: more batch gradients per measurement (m), or more "
-                            "measurements in the late window (smaller every_epochs)"])
+    pooled = out.prediction.pooled
+    if not (pooled.g_t > 0 and pooled.n_t > 0):
+        out.note = (f"G_t averaged over the window is {pooled.g_t:.3g} ≤ 0: the gradient signal is buried in the "
+                    "noise of the estimate, so B* cannot be predicted")
+        out.missing = ["diagnostics.noise.batches: more batch gradients per measurement (m), or more measurements "
+                       "in the late window (smaller every_epochs)"]
         return out
-    decided = [r for r in path.rows if r["status"] in ("holds", "fails")]
-    if not path.rows or (not decided and path.missing):
-        out.update(call="INCONCLUSIVE", text=f"B* = {b_star:.4g} predicted, but the lsr comparison could not "
-                   f"place the observed limit ({path.note})", missing=path.missing or [SEEDS_HINT])
+    decided = [k for k in path.kappas if k.status in ("holds", "fails")]
+    if not path.kappas or (not decided and path.missing):
+        out.note = (f"B* = {pooled.b_star:.4g} predicted, but the lsr comparison could not place the observed limit "
+                    f"({path.note})")
+        out.missing = path.missing or [SEEDS_HINT]
         return out
-    b_hold = b0 * path.largest_holding / path.baseline_kappa
     b_fail = None if path.first_failing is None else b0 * path.first_failing / path.baseline_kappa
-    ratio = b_star / b_hold
-    call = _classify(b_star, b_hold, b_fail, factor)
-    seed_calls = [_classify(r["B_star"], b_hold, b_fail, factor) for r in pred[1:]]
-    observed = (f"LSR held up to B = {b_hold:g}" + (f" and failed at B = {b_fail:g}" if b_fail is not None
-                                                    else " (no κ failed)") + f" on {metric}")
-    text = (f"predicted B* = {b_star:.4g} from G_t/N_t = {g / n:.3g} at B0 = {b0:g}; {observed}: "
-            f"B*/B_hold = {ratio:.3g}")
-    out.update(ratio=ratio, B_star=b_star, B_hold=b_hold, B_fail=b_fail, seed_calls=seed_calls, call=call)
-    if len(seed_calls) >= 2 and any(c != call for c in seed_calls):
-        out.update(call="INCONCLUSIVE", text=text + f"; the base seeds' own B* disagree on the call "
-                   f"({', '.join(seed_calls)})",
-                   missing=["seeds: more base-run seeds, or more noise measurements in the late window"])
-    elif call == "CONFIRMED":
-        out["text"] = text + f", within ×{factor:g}"
-    elif call == "REFUTED":
-        early = b_star < b_hold / factor
-        out["text"] = text + (f": LSR held well past the prediction (B* < B_hold/{factor:g})" if early else
-                              f": LSR failed well before the prediction (B* > {factor:g}·B_fail = {factor * b_fail:g})")
-    elif b_fail is None:
-        out.update(text=text + "; no κ failed, so the observed limit is only a lower bound",
-                   missing=[f"scaling.factors: larger κ, up to at least κ = {2 * b_star / b0:.3g} "
-                            f"(B = {2 * b_star:.4g}), so that the observed limit is reached"])
-    else:
-        out.update(text=text + f"; the observed limit lies between B = {b_hold:g} and {b_fail:g}, too wide a "
-                   f"bracket to be within ×{factor:g} of B* throughout",
-                   missing=[f"scaling.factors: κ between {path.largest_holding:g} and {path.first_failing:g} to "
-                            "place the observed limit more finely"])
+    out.placement = Placement(pooled.b_star, pooled.g_over_n, b0 * path.largest_holding / path.baseline_kappa, b_fail, factor,
+                              [p.b_star for _, p in out.prediction.seeds])
     return out
+
+
+def _decide(out: NsrPath) -> None:
+    """The path's call (module docstring: Decision) and, if INCONCLUSIVE, what is missing."""
+    p = out.placement
+    if p is None:
+        return
+    p.call = p.classify(p.b_star)
+    p.seed_calls = [p.classify(b) for b in p.seed_b_stars]
+    out.call = "INCONCLUSIVE" if p.seeds_disagree else p.call
+    if p.seeds_disagree:
+        out.missing = ["seeds: more base-run seeds, or more noise measurements in the late window"]
+    elif p.call == "INCONCLUSIVE" and p.b_fail is None:
+        out.missing = [f"scaling.factors: larger κ, up to at least κ = {2 * p.b_star / out.b0:.3g} "
+                       f"(B = {2 * p.b_star:.4g}), so that the observed limit is reached"]
+    elif p.call == "INCONCLUSIVE":
+        out.missing = [f"scaling.factors: κ between {out.path.largest_holding:g} and {out.path.first_failing:g} to "
+                       "place the observed limit more finely"]
 
 
 def check(data: StudyData, *, metric: str | None = None, tolerance: float | None = None,
@@ -159,16 +244,18 @@ def check(data: StudyData, *, metric: str | None = None, tolerance: float | None
         return inconclusive(NAME, f"Cannot compare: {bad}.", [f"--metric: a recorded point column ({bad})"],
                             tolerance=tol, parameters=params)
     results = [_one_path(data, b, g, name, relative, threshold, window, factor) for b, g in all_paths]
-    calls = [r["call"] for r in results]
+    for r in results:
+        _decide(r)
+    calls = [r.call for r in results]
     verdict = "REFUTED" if "REFUTED" in calls else "INCONCLUSIVE" if "INCONCLUSIVE" in calls else "CONFIRMED"
-    lead = next(r for r in results if r["call"] == verdict)
+    lead = next(r for r in results if r.call == verdict)
     many = len(results) > 1
-    text = "; ".join((f"[{r['label']}] " if many else "") + r["text"] for r in results)
+    text = "; ".join((f"[{r.label}] " if many else "") + r.describe() for r in results)
     text = text[0].upper() + text[1:] + "."
-    evidence = [({"path": r["label"]} if many else {}) | e for r in results for e in r["evidence"]]
-    details = {"paths": [{k: v for k, v in r.items() if k != "evidence"} for r in results]}
-    missing = sorted({m for r in results if r["call"] == "INCONCLUSIVE" for m in r["missing"]})
-    return Verdict(NAME, verdict, text, lead["ratio"], params, tol, evidence, missing, details)
+    evidence = [({"path": r.label} if many else {}) | e for r in results for e in r.evidence()]
+    details = {"paths": [r.as_json() for r in results]}
+    missing = sorted({m for r in results if r.call == "INCONCLUSIVE" for m in r.missing})
+    return Verdict(NAME, verdict, text, lead.ratio, params, tol, evidence, missing, details)
 
 
 def figure(data: StudyData, verdict: Verdict) -> Any:
