@@ -74,13 +74,20 @@ def _loss_windows(spec: dict[str, Any], batch_size: int, lr: float, svag_l: floa
     return np.array([y[(grid >= a) & (grid <= b)].mean() for a, b in zip(edges[:-1], edges[1:])])
 
 
-def lsr_truth(spec: dict[str, Any]) -> tuple[str, float, str]:
-    """Largest |E window mean at κ / at κ = 1 − 1| over κ and windows, in units of the 5% tolerance."""
+def _path_effects(spec: dict[str, Any]) -> dict[float, float]:
+    """Closed-form largest |E window mean at κ / at κ = 1 − 1| over the windows, per κ ≠ 1 (inf: unstable)."""
     b0, lr0 = spec["sweep"]["batch_size"][0], spec["sweep"]["lr"][0]
     t_end = spec["budget"]["epochs"] * spec["data"]["n_train"] / b0 * lr0
     base = _loss_windows(spec, b0, lr0, 1.0, t_end)
-    effects = {k: float(np.max(np.abs(_loss_windows(spec, b0 * k, lr0 * k, 1.0, t_end) / base - 1.0)))
-               for k in spec["scaling"]["factors"] if k != 1}
+    with np.errstate(invalid="ignore", over="ignore"):
+        return {float(k): float(np.nan_to_num(np.max(np.abs(_loss_windows(spec, b0 * k, lr0 * k, 1.0, t_end) /
+                                                           base - 1.0)), nan=np.inf))
+                for k in spec["scaling"]["factors"] if k != 1}
+
+
+def lsr_truth(spec: dict[str, Any]) -> tuple[str, float, str]:
+    """Largest |E window mean at κ / at κ = 1 − 1| over κ and windows, in units of the 5% tolerance."""
+    effects = _path_effects(spec)
     worst = max(effects, key=effects.get)
     ratio = effects[worst] / RELATIVE
     why = ", ".join(f"κ={k:g}: {100 * e:.2f}%" for k, e in effects.items())
@@ -97,6 +104,34 @@ def svag_truth(spec: dict[str, Any]) -> tuple[str, float, str]:
     ratio = effect / RELATIVE
     return _category(ratio), ratio, f"closed form, largest window difference of l = 1 from l = {top:g}: " \
                                     f"{100 * effect:.2f}%"
+
+
+def nsr_truth(spec: dict[str, Any]) -> tuple[str, float, str]:
+    """The nsr prediction against the closed form: B* = 2·B0·N/G from the stationary second moments at the base
+    (G = Σh²s, N = tr Σ(S)/B0 with Σ(S) = HSH + tr(HS)H + σ²H), the observed limit from the closed-form window
+    effects of the path (fails: first κ beyond the 5% tolerance; holds: the largest κ within it below). The check
+    accepts B* in [B_fail/2, 2·B_hold]; the effect is how far outside, in factors of 2 (0 inside)."""
+    import torch
+
+    from sweeper.data.linreg import spectrum
+    from sweeper.theory.linreg import stationary_variances
+
+    d, b0, lr0 = spec["data"], spec["sweep"]["batch_size"][0], spec["sweep"]["lr"][0]
+    h = spectrum(d["dim"], d["condition"]).to(torch.float64).numpy()
+    s = stationary_variances(h, d["noise"], lr0, b0)
+    g, n = float(h**2 @ s), float((h**2 @ s + (h @ s) * h.sum() + d["noise"] ** 2 * h.sum()) / b0)
+    b_star = 2.0 * b0 * n / g
+    effects = _path_effects(spec)
+    fail = next((k for k in sorted(effects) if effects[k] > RELATIVE), None)
+    hold = max([1.0] + [k for k in sorted(effects) if effects[k] <= RELATIVE and (fail is None or k < fail)])
+    if fail is None:
+        return "borderline", math.nan, f"closed form: B* = {b_star:.0f}, but the rule holds on every κ of the path"
+    lower, upper = b0 * fail / 2.0, 2.0 * b0 * hold
+    ratio = max(math.log2(b_star / upper), math.log2(lower / b_star), 0.0)
+    category = "holds" if ratio == 0.0 else "fails" if ratio >= 1.0 else "borderline"
+    return category, ratio, (f"closed form: B* = {b_star:.0f}; LSR holds to B = {b0 * hold:g}, fails at B = "
+                             f"{b0 * fail:g} (window effects " + ", ".join(f"κ={k:g}: {100 * e:.1f}%" for k, e in
+                                                                          effects.items()) + ")")
 
 
 REFERENCE_SEEDS = 16  # seeds of a reference study, where no closed form gives the truth
@@ -181,6 +216,11 @@ CASES: list[Case] = [
     Case("sqrt-rule", "holds", _sqrt(0.005), reference_truth),
     Case("sqrt-rule", "borderline", _sqrt(0.05), reference_truth),
     Case("sqrt-rule", "fails", _sqrt(0.1), reference_truth),
+    Case("nsr", "fails", {
+        "data": LINREG, "model": {"name": "linear"}, "optimizer": {"name": "sgd"}, "device": "cpu",
+        "sweep": {"batch_size": [8], "lr": [0.05]}, "scaling": {"rule": "linear", "factors": [1, 4, 16, 32, 48]},
+        "budget": {"epochs": 8}, "log": {"every_epochs": 0.05}, "diagnostics": {"noise": {"every_epochs": 1}}},
+        nsr_truth),
     Case("limit-cycles", "holds", _trajectory(4.0), by_construction(
         "holds", "label noise along (1,…,1)/√d (hetero = 4) does not commute with H: a probability current")),
     Case("limit-cycles", "fails", _trajectory(0.0), by_construction(
