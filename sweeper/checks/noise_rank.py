@@ -26,12 +26,13 @@ reported, not part of the decision.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from sweeper.checks.base import StudyData, Verdict, inconclusive
+from sweeper.checks.base import Outcome, StudyData, Verdict, inconclusive
 
 NAME = "noise-rank"
 THRESHOLD = 0.02  # n_eig_99/d at or below this is "low rank" (THEORY §5)
@@ -74,6 +75,140 @@ def _pr(row: pd.Series) -> float:
     return math.nan
 
 
+@dataclass
+class Measurement:
+    """One covariance measurement: ``progress`` (fraction of training), ``f99`` = n_eig_99/d, ``pr`` (participation
+    ratio, in eigenvalues)."""
+
+    progress: float
+    f99: float
+    pr: float
+
+    @classmethod
+    def of(cls, row: pd.Series) -> Measurement:
+        return cls(float(row.progress), float(row.f99), _pr(row))
+
+
+@dataclass
+class RunRank:
+    """One run's late covariance measurement (its last) with its sample bound, and its early one, if any."""
+
+    run_id: int
+    lr: float
+    batch_size: float
+    seed: int
+    n: int  # gradients per measurement
+    d: int  # parameters
+    bound_kind: str  # samples | dimension: which of n − 1 and d bounds the rank
+    rank: int
+    rank_saturated: bool
+    n_eig_99: int
+    capacity: float  # min(n − 1, d)/d
+    sample_limited: bool
+    late: Measurement
+    early: Measurement | None
+
+    @property
+    def f99_change(self) -> float:
+        """Late f over early f (NaN without an early measurement)."""
+        e = self.early
+        return self.late.f99 / e.f99 if e is not None and e.f99 > 0 else math.nan
+
+    def row(self) -> dict[str, Any]:
+        e = self.early
+        return {"run_id": self.run_id, "lr": self.lr, "batch_size": self.batch_size, "seed": self.seed, "n": self.n,
+                "d": self.d, "bound_kind": self.bound_kind, "rank": self.rank, "rank_saturated": self.rank_saturated,
+                "n_eig_99": self.n_eig_99, "f99_late": self.late.f99, "capacity": self.capacity,
+                "sample_limited": self.sample_limited, "pr_late": self.late.pr,
+                "progress_early": e.progress if e else math.nan, "f99_early": e.f99 if e else math.nan,
+                "f99_late_over_early": self.f99_change,
+                "pr_late_over_early": self.late.pr / e.pr if e is not None and e.pr > 0 else math.nan}
+
+
+@dataclass
+class RankResult:
+    """Every run's late f and the decision on their median (module docstring). ``measurements``: every
+    covariance measurement (run, step, progress, f99, capacity, sample_limited); ``why``: the summary's closing
+    clause."""
+
+    threshold: float
+    runs: list[RunRank]
+    measurements: pd.DataFrame
+    status: Outcome = "INCONCLUSIVE"
+    why: str = ""
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def statistic(self) -> float:
+        """Median over runs of the late f = n_eig_99/d."""
+        return float(np.median([r.late.f99 for r in self.runs]))
+
+    def changes(self) -> list[float]:
+        return [r.f99_change for r in self.runs if np.isfinite(r.f99_change)]
+
+    def bounds(self) -> list[str]:
+        return sorted({r.bound_kind for r in self.runs})
+
+    def summary(self) -> str:
+        late_f = [r.late.f99 for r in self.runs]
+        changes = self.changes()
+        time_text = (f"late/early f (median over {len(changes)} runs) = {np.median(changes):.3g}" if changes else
+                     "change with training time not measured (one measurement per run: set "
+                     "diagnostics.covariance.every_epochs)")
+        return (f"Median late n_eig_99/d = {self.statistic:.3g} (τ = {self.threshold:.3g}; runs {min(late_f):.3g}–"
+                f"{max(late_f):.3g}; rank bound: {'/'.join(self.bounds())}); {time_text}{self.why}")
+
+    def details(self) -> dict[str, Any]:
+        changes = self.changes()
+        return {"time_change_median": float(np.median(changes)) if changes else None, "bound_kinds": self.bounds(),
+                "rows": self.measurements[["run_id", "step", "progress", "f99", "capacity",
+                                           "sample_limited"]].to_dict("records")}
+
+
+def _run_rank(run_id: int, g: pd.DataFrame, info: pd.Series) -> RunRank:
+    """Compute: the run's late (last) measurement and its early one — the first at ≥ ``EARLY`` of training before
+    the last, else the first after step 0."""
+    g = g.sort_values("step")
+    late = g.iloc[-1]
+    cand = g[(g.progress >= EARLY) & (g.step < late.step)]
+    cand = cand if len(cand) else g[(g.step > 0) & (g.step < late.step)]
+    return RunRank(int(run_id), float(info.lr), float(info.batch_size), int(info.seed), int(late[_S + "n"]),
+                   int(late[_S + "d"]), str(late.get(_S + "bound_kind")), int(late.get(_S + "rank", -1)),
+                   bool(late.get(_S + "rank_saturated", False)), int(late[_S + "n_eig_99"]), float(late.capacity),
+                   bool(late.sample_limited), Measurement.of(late), Measurement.of(cand.iloc[0]) if len(cand) else None)
+
+
+def _decide(res: RankResult) -> None:
+    """Status, closing clause and what is missing (module docstring: Decision)."""
+    threshold, runs = res.threshold, res.runs
+    d_min = min(r.d for r in runs)
+    if 1.0 / d_min > threshold:
+        res.why = f"; with d = {d_min} one eigenvalue is already more than τ·d, so no covariance could pass."
+        res.missing = [f"a larger model (d ≥ {math.ceil(1 / threshold)}) or a tolerance ≥ 1/d"]
+        return
+    if res.statistic > threshold:
+        note = " (sample-limited values are biased low, so this stands)" if any(r.sample_limited for r in runs) else ""
+        res.status, res.why = "REFUTED", ": not low-rank" + note + "."
+        return
+    above = [r.run_id for r in runs if r.late.f99 > threshold]
+    low_limited = [r for r in runs if r.sample_limited and r.late.f99 <= threshold]
+    why = []
+    if above:
+        why.append(f"runs {above} exceed τ while the median does not")
+        res.missing.append("seeds / runs: more replicates of the configurations that disagree")
+    if low_limited:
+        worst = max(low_limited, key=lambda r: r.n_eig_99 / max(r.n - 1, 1))
+        k = max(math.ceil(threshold * worst.d * 4) + 1, math.ceil(worst.n_eig_99 / SATURATION) + 2)
+        why.append(f"{len(low_limited)} run(s) below τ are limited by the sample count (n = {worst.n}, "
+                   f"n_eig_99 = {worst.n_eig_99}), so low rank is not established")
+        res.missing.append(f"diagnostics.covariance.samples ≥ {k}" + (" or full_dataset = true" if worst.d <= 20_000
+                                                                       else ""))
+    if why:
+        res.why = "; " + "; ".join(why) + "."
+    else:
+        res.status, res.why = "CONFIRMED", ": low-rank in every run."
+
+
 def check(data: StudyData, *, metric: str | None = None, tolerance: float | None = None) -> Verdict:
     """Median over runs of the late n_eig_99/d against τ (``tolerance``, default 0.02 = 2% of d, THEORY §5).
 
@@ -90,70 +225,12 @@ def check(data: StudyData, *, metric: str | None = None, tolerance: float | None
                             ["[diagnostics.covariance] with samples = n where n − 1 ≥ 4·τ·d (or full_dataset = "
                              "true), and every_epochs for measurements at ≥ 2 times"], tolerance=tol)
     rows["sample_limited"] = [_sample_limited(r, threshold) for _, r in rows.iterrows()]
-    evidence, late_f, per_run = [], [], []
-    runs = data.runs.set_index("run_id")
-    for run_id, g in rows.groupby("run_id"):
-        g = g.sort_values("step")
-        late = g.iloc[-1]
-        cand = g[(g.progress >= EARLY) & (g.step < late.step)]
-        cand = cand if len(cand) else g[(g.step > 0) & (g.step < late.step)]
-        early = cand.iloc[0] if len(cand) else None
-        info = runs.loc[run_id]
-        row = {"run_id": int(run_id), "lr": float(info.lr), "batch_size": float(info.batch_size),
-               "seed": int(info.seed), "n": int(late[_S + "n"]), "d": int(late[_S + "d"]),
-               "bound_kind": str(late.get(_S + "bound_kind")), "rank": int(late.get(_S + "rank", -1)),
-               "rank_saturated": bool(late.get(_S + "rank_saturated", False)),
-               "n_eig_99": int(late[_S + "n_eig_99"]), "f99_late": float(late.f99),
-               "capacity": float(late.capacity), "sample_limited": bool(late.sample_limited),
-               "pr_late": _pr(late), "progress_early": math.nan, "f99_early": math.nan,
-               "f99_late_over_early": math.nan, "pr_late_over_early": math.nan}
-        if early is not None:
-            row.update(progress_early=float(early.progress), f99_early=float(early.f99),
-                       f99_late_over_early=float(late.f99 / early.f99) if early.f99 > 0 else math.nan,
-                       pr_late_over_early=_pr(late) / _pr(early) if _pr(early) > 0 else math.nan)
-        evidence.append(row)
-        late_f.append(float(late.f99))
-        per_run.append(row)
-    stat = float(np.median(late_f))
-    changes = [r["f99_late_over_early"] for r in per_run if np.isfinite(r["f99_late_over_early"])]
-    time_text = (f"late/early f (median over {len(changes)} runs) = {np.median(changes):.3g}" if changes else
-                 "change with training time not measured (one measurement per run: set "
-                 "diagnostics.covariance.every_epochs)")
-    bounds = sorted({str(r["bound_kind"]) for r in per_run})
-    details = {"time_change_median": float(np.median(changes)) if changes else None, "bound_kinds": bounds,
-               "rows": rows[["run_id", "step", "progress", "f99", "capacity", "sample_limited"]].to_dict("records")}
-    params = {"statistic": "median over runs of late n_eig_99/d", "runs": len(per_run)}
-    text = (f"Median late n_eig_99/d = {stat:.3g} (τ = {threshold:.3g}; runs {min(late_f):.3g}–{max(late_f):.3g}; "
-            f"rank bound: {'/'.join(bounds)}); {time_text}")
-    d_min = min(r["d"] for r in per_run)
-    if 1.0 / d_min > threshold:
-        return inconclusive(NAME, text + f"; with d = {d_min} one eigenvalue is already more than τ·d, so no "
-                            "covariance could pass.",
-                            [f"a larger model (d ≥ {math.ceil(1 / threshold)}) or a tolerance ≥ 1/d"],
-                            statistic=stat, tolerance=tol, parameters=params, evidence=evidence, details=details)
-    if stat > threshold:
-        note = (" (sample-limited values are biased low, so this stands)" if any(r["sample_limited"] for r in per_run)
-                else "")
-        return Verdict(NAME, "REFUTED", text + ": not low-rank" + note + ".", stat, params, tol, evidence,
-                       details=details)
-    above = [r["run_id"] for r in per_run if r["f99_late"] > threshold]
-    low_limited = [r for r in per_run if r["sample_limited"] and r["f99_late"] <= threshold]
-    why, need = [], []
-    if above:
-        why.append(f"runs {above} exceed τ while the median does not")
-        need.append("seeds / runs: more replicates of the configurations that disagree")
-    if low_limited:
-        worst = max(low_limited, key=lambda r: r["n_eig_99"] / max(r["n"] - 1, 1))
-        k = max(math.ceil(threshold * worst["d"] * 4) + 1, math.ceil(worst["n_eig_99"] / SATURATION) + 2)
-        why.append(f"{len(low_limited)} run(s) below τ are limited by the sample count (n = {worst['n']}, "
-                   f"n_eig_99 = {worst['n_eig_99']}), so low rank is not established")
-        need.append(f"diagnostics.covariance.samples ≥ {k}" + (" or full_dataset = true" if worst["d"] <= 20_000
-                                                                 else ""))
-    if why:
-        return inconclusive(NAME, text + "; " + "; ".join(why) + ".", need, statistic=stat, tolerance=tol,
-                            parameters=params, evidence=evidence, details=details)
-    return Verdict(NAME, "CONFIRMED", text + ": low-rank in every run.", stat, params, tol, evidence,
-                   details=details)
+    info = data.runs.set_index("run_id")
+    res = RankResult(threshold, [_run_rank(rid, g, info.loc[rid]) for rid, g in rows.groupby("run_id")], rows)
+    _decide(res)
+    params = {"statistic": "median over runs of late n_eig_99/d", "runs": len(res.runs)}
+    return Verdict(NAME, res.status, res.summary(), res.statistic, params, tol, [r.row() for r in res.runs],
+                   res.missing, res.details())
 
 
 def figure(data: StudyData, verdict: Verdict) -> Any:
