@@ -34,12 +34,13 @@ drift included, can reject it). The other statistics (``low_freq_p``, ``acf_frac
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from sweeper.checks.base import StudyData, Verdict, inconclusive
+from sweeper.checks.base import Outcome, StudyData, Verdict, inconclusive
 
 NAME = "limit-cycles"
 
@@ -48,6 +49,9 @@ MIN_SAMPLES = 2000
 MIN_EFFECTIVE = 50.0
 METRICS = {"levy_p": 999, "low_freq_p": 199}
 """The p-values the decision may use, with the surrogate counts of the in-trial diagnostic (p floor 1/(1+n))."""
+DESCRIBED = ("levy_p", "levy_z", "low_freq_p", "low_freq_ratio", "acf_fraction_outside", "msd_exponent")
+"""Statistics of the diagnostic reported in the evidence as descriptions (the decision uses only ``metric``)."""
+UNRESOLVED = "at floor (unresolved)"
 TRAJECTORY_HINT = ("[diagnostics.trajectory] with projections = 16, every_steps = 1, start_epoch after burn-in "
                    "(the window must be stationary) and a window of ≥ 2000 samples")
 
@@ -82,6 +86,129 @@ def integrated_time(traj: np.ndarray, cutoff: float = 0.05) -> float:
     return float(1.0 + 2.0 * acf[1:end].sum())
 
 
+@dataclass
+class RunTest:
+    """One run's test: its last ``trajectory_stats`` row (``stats``), its run row (``run``; empty if unknown), the
+    data behind it (``samples`` in the window, ``tau_int`` in samples, NaN without a stored trajectory) and the
+    p-value the decision uses, with where it came from."""
+
+    stats: pd.Series
+    run: pd.Series
+    samples: float
+    tau_int: float
+    p: float
+    p_source: str  # stored | recomputed (n surrogates) | at floor (unresolved)
+    rejects: bool = False
+
+    @property
+    def run_id(self) -> int:
+        return int(self.stats.run_id)
+
+    @property
+    def control(self) -> bool:
+        return bool(_controls(self.run)) if len(self.run) else False
+
+    @property
+    def effective_samples(self) -> float:
+        """T/τ_int (NaN without τ_int)."""
+        return self.samples / self.tau_int if self.tau_int > 0 else math.nan
+
+    def short(self, min_samples: int, min_effective: float) -> bool:
+        """Too little data for a non-rejection to count (a NaN count is not short)."""
+        return self.samples < min_samples or self.effective_samples < min_effective
+
+    def row(self) -> dict[str, Any]:
+        s = self.stats
+        return {"run_id": self.run_id, "trial_id": s.get("trial_id"), "dataset": self.run.get("dataset"),
+                "model": self.run.get("model"), "batch_size": s.get("batch_size"), "lr": s.get("lr"),
+                "weight_decay": s.get("weight_decay"), "seed": s.get("seed"), "control": self.control,
+                "samples": self.samples, "tau_int": self.tau_int, "effective_samples": self.effective_samples,
+                "p": self.p, "p_source": self.p_source, "rejects": self.rejects} | {
+                    k: s.get(f"summary.{k}") for k in DESCRIBED}
+
+
+@dataclass
+class CurrentResult:
+    """Every run's test at the Bonferroni threshold α/m (``threshold``; ``floor``: the stored p's surrogate floor)
+    and the decision (module docstring)."""
+
+    metric: str
+    threshold: float
+    floor: float
+    runs: list[RunTest]
+    status: Outcome = "INCONCLUSIVE"
+    summary: str = ""
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def statistic(self) -> float:
+        """Bonferroni-adjusted smallest p, m·min p capped at 1."""
+        return float(min(1.0, len(self.runs) * min(r.p for r in self.runs)))
+
+    def details(self) -> dict[str, Any]:
+        return {"rejecting_runs": [r.run_id for r in self.runs if r.rejects],
+                "controls": [r.run_id for r in self.runs if r.control],
+                "power_caveat": "a non-rejection does not prove reversibility: a current below the block null's "
+                                "resolution, which shrinks only as √(τ_int/T), goes undetected"}
+
+
+def _test_run(s: pd.Series, run: pd.Series, diag: pd.DataFrame, metric: str, floor: float,
+              threshold: float) -> RunTest:
+    """Compute: the run's stored p, recomputed with ⌈20/threshold⌉ surrogates from its stored trajectory when it
+    sits at the floor and the threshold is below it (``levy_p`` only; else marked unresolved), and its τ_int."""
+    p, source = float(s[f"summary.{metric}"]), "stored"
+    traj = _trajectory(diag, int(s.run_id))
+    tau = integrated_time(traj) if traj is not None and len(traj) >= 20 else math.nan
+    samples = float(s.get("summary.samples", len(traj) if traj is not None else math.nan))
+    if p <= floor * (1 + 1e-9) and threshold < floor:
+        if metric == "levy_p" and traj is not None:
+            from sweeper.diagnostics.trajectory import levy_area_test
+
+            n_surr = int(math.ceil(20 / threshold))
+            p = levy_area_test(traj, n_surrogates=n_surr).p_value
+            source = f"recomputed ({n_surr} surrogates)"
+        else:
+            source = UNRESOLVED
+    return RunTest(s, run, samples, tau, p, source)
+
+
+def _decide(res: CurrentResult, min_samples: int, min_effective: float) -> None:
+    """Each run's rejection, then the status, summary and what is missing (module docstring: Decision)."""
+    threshold, metric, m = res.threshold, res.metric, len(res.runs)
+    for r in res.runs:
+        r.rejects = bool(r.p <= threshold and r.p_source != UNRESOLVED)
+    flagged = [r for r in res.runs if r.rejects and r.control]
+    signal = [r for r in res.runs if r.rejects and not r.control]
+    unresolved = [r for r in res.runs if r.p_source == UNRESOLVED]
+    short = [r for r in res.runs if r.short(min_samples, min_effective)]
+    if flagged:
+        res.summary = (f"{len(flagged)} reversible control run(s) (linreg, Σ ∝ H) reject at α/m = {threshold:.2g}: "
+                       f"the null is not calibrated for this study (a window that is not stationary sweeps area too).")
+        res.missing = ["a later diagnostics.trajectory.start_epoch (longer burn-in) so the window is stationary"]
+    elif signal:
+        res.status = "CONFIRMED"
+        res.summary = (f"{len(signal)} of {m} runs show a significant probability current ({metric} ≤ α/m = "
+                       f"{threshold:.2g}; Bonferroni-adjusted min p = {res.statistic:.3g}): SGD is out of equilibrium "
+                       f"(limit-cycle picture).")
+    elif unresolved:
+        res.summary = (f"{len(unresolved)} run(s) have p at the surrogate floor {res.floor:.3g} > α/m = "
+                       f"{threshold:.2g} and no stored trajectory to recompute it.")
+        res.missing = ["fewer runs per study, or keep the trajectory payload (diagnostics.trajectory) so the check "
+                       "can recompute p with more surrogates"]
+    elif short:
+        res.summary = (f"No run rejects at α/m = {threshold:.2g}, but {len(short)} run(s) have too little data to "
+                       f"rule a current out (< {min_samples} samples or < {min_effective:g} effective samples).")
+        res.missing = ["a longer trajectory window: more budget after diagnostics.trajectory.start_epoch, "
+                       "every_steps = 1"]
+    else:
+        res.status = "REFUTED"
+        res.summary = (f"No run shows a probability current ({metric} > α/m = {threshold:.2g} for all {m}; "
+                       f"Bonferroni-adjusted min p = {res.statistic:.3g}) over ≥ "
+                       f"{np.nanmin([r.samples for r in res.runs]):.0f} samples per run: consistent with reversible "
+                       f"(equilibrium) dynamics. Power caveat: a current below the null's resolution (∝ √(τ_int/T)) "
+                       f"would go undetected.")
+
+
 def check(data: StudyData, *, metric: str | None = None, tolerance: float | None = None,
           min_samples: int = MIN_SAMPLES, min_effective: float = MIN_EFFECTIVE) -> Verdict:
     """Is there a significant probability current in any run's weight trajectory? (module docstring: rules).
@@ -110,75 +237,13 @@ def check(data: StudyData, *, metric: str | None = None, tolerance: float | None
                       "why": f"family-wise α = {alpha:g} over {m} runs (Bonferroni): a reversible run is flagged "
                              f"with probability ≤ α; REFUTED needs ≥ {min_samples} samples and ≥ {min_effective:g} "
                              f"effective samples per run (40 null blocks longer than the correlation time)"}
-    evidence: list[dict[str, Any]] = []
-    for _, s in stats.iterrows():
-        rid = int(s.run_id)
-        run = runs.loc[rid] if rid in runs.index else pd.Series(dtype=object)
-        p = float(s[col])
-        source = "stored"
-        traj = _trajectory(diag, rid)
-        tau = integrated_time(traj) if traj is not None and len(traj) >= 20 else math.nan
-        samples = float(s.get("summary.samples", len(traj) if traj is not None else math.nan))
-        if p <= floor * (1 + 1e-9) and threshold < floor:
-            if metric == "levy_p" and traj is not None:
-                from sweeper.diagnostics.trajectory import levy_area_test
-
-                n_surr = int(math.ceil(20 / threshold))
-                p = levy_area_test(traj, n_surrogates=n_surr).p_value
-                source = f"recomputed ({n_surr} surrogates)"
-            else:
-                source = "at floor (unresolved)"
-        evidence.append({
-            "run_id": rid, "trial_id": s.get("trial_id"), "dataset": run.get("dataset"), "model": run.get("model"),
-            "batch_size": s.get("batch_size"), "lr": s.get("lr"), "weight_decay": s.get("weight_decay"),
-            "seed": s.get("seed"), "control": bool(_controls(run)) if len(run) else False,
-            "samples": samples, "tau_int": tau, "effective_samples": samples / tau if tau > 0 else math.nan,
-            "p": p, "p_source": source, "rejects": bool(p <= threshold and source != "at floor (unresolved)"),
-            "levy_p": s.get("summary.levy_p"), "levy_z": s.get("summary.levy_z"),
-            "low_freq_p": s.get("summary.low_freq_p"), "low_freq_ratio": s.get("summary.low_freq_ratio"),
-            "acf_fraction_outside": s.get("summary.acf_fraction_outside"),
-            "msd_exponent": s.get("summary.msd_exponent"),
-        })
-    ev = pd.DataFrame(evidence)
-    statistic = float(min(1.0, m * ev.p.min()))
-    rejecting = ev[ev.rejects]
-    control_flags = rejecting[rejecting.control]
-    signal = rejecting[~rejecting.control]
-    unresolved = ev[ev.p_source == "at floor (unresolved)"]
-    details = {"rejecting_runs": [int(r) for r in rejecting.run_id],
-               "controls": [int(r) for r in ev.run_id[ev.control]],
-               "power_caveat": "a non-rejection does not prove reversibility: a current below the block null's "
-                               "resolution, which shrinks only as √(τ_int/T), goes undetected"}
-    common = dict(statistic=statistic, parameters=params, tolerance=tolerance_info, evidence=evidence,
-                  details=details)
-    if len(control_flags):
-        return inconclusive(NAME, f"{len(control_flags)} reversible control run(s) (linreg, Σ ∝ H) reject at "
-                                  f"α/m = {threshold:.2g}: the null is not calibrated for this study (a window that "
-                                  f"is not stationary sweeps area too).",
-                            ["a later diagnostics.trajectory.start_epoch (longer burn-in) so the window is "
-                             "stationary"], **common)
-    if len(signal):
-        return Verdict(NAME, "CONFIRMED",
-                       f"{len(signal)} of {m} runs show a significant probability current ({metric} ≤ α/m = "
-                       f"{threshold:.2g}; Bonferroni-adjusted min p = {statistic:.3g}): SGD is out of equilibrium "
-                       f"(limit-cycle picture).", **common)
-    if len(unresolved):
-        return inconclusive(NAME, f"{len(unresolved)} run(s) have p at the surrogate floor {floor:.3g} > α/m = "
-                                  f"{threshold:.2g} and no stored trajectory to recompute it.",
-                            ["fewer runs per study, or keep the trajectory payload (diagnostics.trajectory) so the "
-                             "check can recompute p with more surrogates"], **common)
-    short = ev[(ev.samples < min_samples) | (ev.effective_samples < min_effective)]
-    if len(short):
-        return inconclusive(NAME, f"No run rejects at α/m = {threshold:.2g}, but {len(short)} run(s) have too "
-                                  f"little data to rule a current out (< {min_samples} samples or < "
-                                  f"{min_effective:g} effective samples).",
-                            ["a longer trajectory window: more budget after diagnostics.trajectory.start_epoch, "
-                             "every_steps = 1"], **common)
-    return Verdict(NAME, "REFUTED",
-                   f"No run shows a probability current ({metric} > α/m = {threshold:.2g} for all {m}; "
-                   f"Bonferroni-adjusted min p = {statistic:.3g}) over ≥ {np.nanmin(ev.samples):.0f} samples "
-                   f"per run: consistent with reversible (equilibrium) dynamics. Power caveat: a current below the "
-                   f"null's resolution (∝ √(τ_int/T)) would go undetected.", **common)
+    unknown = pd.Series(dtype=object)
+    tests = [_test_run(s, runs.loc[int(s.run_id)] if int(s.run_id) in runs.index else unknown, diag, metric, floor,
+                       threshold) for _, s in stats.iterrows()]
+    res = CurrentResult(metric, threshold, floor, tests)
+    _decide(res, min_samples, min_effective)
+    return Verdict(NAME, res.status, res.summary, res.statistic, params, tolerance_info, [r.row() for r in tests],
+                   res.missing, res.details())
 
 
 def figure(data: StudyData, verdict: Verdict) -> Any:
