@@ -194,8 +194,9 @@ def _one_path(data: StudyData, base: dict[str, Any], runs: pd.DataFrame, metric:
                     f"({path.note})")
         out.missing = path.missing or [SEEDS_HINT]
         return out
+    b_hold = b0 * path.largest_holding / path.baseline_kappa
     b_fail = None if path.first_failing is None else b0 * path.first_failing / path.baseline_kappa
-    out.placement = Placement(pooled.b_star, pooled.g_over_n, b0 * path.largest_holding / path.baseline_kappa, b_fail, factor,
+    out.placement = Placement(pooled.b_star, pooled.g_over_n, b_hold, b_fail, factor,
                               [p.b_star for _, p in out.prediction.seeds])
     return out
 
