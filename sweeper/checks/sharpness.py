@@ -23,13 +23,14 @@ Caveat reported with the verdict: when η alone varies and λ_max sits near the 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from sweeper.checks.base import StudyData, Verdict, inconclusive
+from sweeper.checks.base import Outcome, StudyData, Verdict, inconclusive
 from sweeper.checks.quantities import final_sharpness
 
 NAME = "sharpness"
@@ -38,7 +39,33 @@ BOOTSTRAP = 2000
 EDGE = 0.8  # λ_max·η/2 at or above this: at the edge of stability
 
 
-def slope_interval(frame: pd.DataFrame, level: float = LEVEL, seed: int = 0) -> dict[str, Any]:
+@dataclass
+class SlopeFit:
+    """Least-squares slope s of log λ_max on log T (λ_max ∝ T^s; s dimensionless) over ``n`` runs, with its
+    standard error and intervals at one level: the regression t-interval, the within-temperature bootstrap (None
+    unless every temperature has ≥ 2 runs) and ``ci``, their union."""
+
+    slope: float
+    intercept: float  # log λ_max at T = 1
+    se: float
+    n: int
+    regression_ci: list[float]
+    bootstrap_ci: list[float] | None = None
+
+    @property
+    def ci(self) -> list[float]:
+        cis = [self.regression_ci] + ([self.bootstrap_ci] if self.bootstrap_ci is not None else [])
+        return [min(c[0] for c in cis), max(c[1] for c in cis)]
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"slope": self.slope, "intercept": self.intercept, "se": self.se, "n": self.n,
+                               "regression_ci": self.regression_ci}
+        if self.bootstrap_ci is not None:
+            out["bootstrap_ci"] = self.bootstrap_ci
+        return out | {"ci": self.ci}
+
+
+def slope_interval(frame: pd.DataFrame, level: float = LEVEL, seed: int = 0) -> SlopeFit:
     """Slope of log λ_max on log T with its regression and (if possible) bootstrap intervals and their union.
 
     The bootstrap (``scipy.stats.bootstrap``, percentile, ``BOOTSTRAP`` draws, generator seeded by ``seed``) passes
@@ -46,11 +73,10 @@ def slope_interval(frame: pd.DataFrame, level: float = LEVEL, seed: int = 0) -> 
     x, y = np.log(frame.temperature.to_numpy(float)), np.log(frame.lambda_max.to_numpy(float))
     n = len(x)
     fit = sps.linregress(x, y)
-    slope, intercept = float(fit.slope), float(fit.intercept)
+    slope = float(fit.slope)
     se = float(fit.stderr) if n > 2 else math.nan
     q = float(sps.t.ppf(0.5 + level / 2, n - 2)) if n > 2 else math.nan
-    out: dict[str, Any] = {"slope": slope, "intercept": intercept, "se": se, "n": n,
-                           "regression_ci": [slope - q * se, slope + q * se]}
+    out = SlopeFit(slope, float(fit.intercept), se, n, [slope - q * se, slope + q * se])
     temps = np.unique(frame.temperature)
     groups = [y[frame.temperature.to_numpy() == t] for t in temps]
     if all(len(g) >= 2 for g in groups):
@@ -64,10 +90,74 @@ def slope_interval(frame: pd.DataFrame, level: float = LEVEL, seed: int = 0) -> 
 
         boot = sps.bootstrap(groups, resampled_slope, n_resamples=BOOTSTRAP, vectorized=True,
                              confidence_level=level, method="percentile", rng=np.random.default_rng(seed))
-        out["bootstrap_ci"] = [float(boot.confidence_interval.low), float(boot.confidence_interval.high)]
-    cis = [out["regression_ci"]] + ([out["bootstrap_ci"]] if "bootstrap_ci" in out else [])
-    out["ci"] = [min(c[0] for c in cis), max(c[1] for c in cis)]
+        out.bootstrap_ci = [float(boot.confidence_interval.low), float(boot.confidence_interval.high)]
     return out
+
+
+@dataclass
+class Setting:
+    """The runs at one (η, B): their count, final λ_max mean and seed SD (NaN for one run), and mean λ_max·η/2
+    (1 at the stability edge λ_max = 2/η)."""
+
+    lr: float
+    batch_size: float
+    runs: int
+    lambda_max_mean: float
+    lambda_max_sd: float
+    edge_ratio: float
+
+    def row(self) -> dict[str, Any]:
+        return {"lr": self.lr, "batch_size": self.batch_size, "temperature": self.lr / self.batch_size,
+                "runs": self.runs, "lambda_max_mean": self.lambda_max_mean, "lambda_max_sd": self.lambda_max_sd,
+                "lambda_max_times_lr_over_2": self.edge_ratio}
+
+
+@dataclass
+class Trend:
+    """The slope of final λ_max on η/B over ``runs`` runs at ``temperatures`` distinct η/B spanning ×``span``,
+    per-setting summaries, what was varied (lr, batch_size) and the decision on the slope's interval."""
+
+    fit: SlopeFit
+    level: float
+    runs: int
+    temperatures: int
+    span: float
+    settings: list[Setting]
+    varied: list[str]
+    status: Outcome = "INCONCLUSIVE"
+    at_edge: bool = False  # only η varies and every setting sits at the edge of stability
+    missing: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lo, hi = self.fit.ci
+        text = (f"Final λ_max ∝ (η/B)^s with s = {self.fit.slope:.3g}, {self.level:.0%} CI [{lo:.3g}, {hi:.3g}] over "
+                f"{self.runs} runs at {self.temperatures} temperatures spanning ×{self.span:.3g}")
+        text += {"CONFIRMED": ": sharpness falls with η/B", "REFUTED": ": sharpness rises with η/B",
+                 "INCONCLUSIVE": ": the interval contains 0, so no trend is established (a flat result is not a "
+                                 "confirmation)"}[self.status]
+        if self.at_edge:
+            text += (f"; caution: only η varies and λ_max·η/2 ≥ {EDGE:g} everywhere (edge of stability, λ_max ≈ "
+                     "2/η), so the trend may be stability, not temperature — vary B at fixed η to separate them")
+        return text + "."
+
+
+def _trend(frame: pd.DataFrame, level: float) -> Trend:
+    """Compute: the slope fit and one summary per (η, B) setting."""
+    settings = [Setting(lr, b, len(g), float(g.lambda_max.mean()),
+                        float(g.lambda_max.std(ddof=1)) if len(g) > 1 else math.nan, float(g.edge_ratio.mean()))
+                for (lr, b), g in frame.groupby(["lr", "batch_size"])]
+    temps = np.unique(frame.temperature)
+    return Trend(slope_interval(frame, level), level, len(frame), len(temps), float(temps.max() / temps.min()),
+                 settings, [k for k in ("lr", "batch_size") if frame[k].nunique() > 1])
+
+
+def _decide(trend: Trend) -> None:
+    """CONFIRMED if the interval is below 0, REFUTED if above, else INCONCLUSIVE; the edge-of-stability caveat."""
+    lo, hi = trend.fit.ci
+    trend.status = "CONFIRMED" if hi < 0 else "REFUTED" if lo > 0 else "INCONCLUSIVE"
+    if trend.status == "INCONCLUSIVE":
+        trend.missing = ["seeds: more per configuration", "sweep.lr / sweep.batch_size: a wider η/B range"]
+    trend.at_edge = trend.varied == ["lr"] and all(s.edge_ratio >= EDGE for s in trend.settings)
 
 
 def check(data: StudyData, *, metric: str | None = None, tolerance: float | None = None) -> Verdict:
@@ -96,35 +186,13 @@ def check(data: StudyData, *, metric: str | None = None, tolerance: float | None
     if len(frame) < 4:
         return inconclusive(NAME, f"{len(frame)} runs leave too few degrees of freedom to size the noise.",
                             ["seeds: at least 2 per configuration"], tolerance=tol, details=details)
-    fit = slope_interval(frame, level)
-    details["fit"] = fit
-    lo, hi = fit["ci"]
-    evidence = []
-    for (lr, b), g in frame.groupby(["lr", "batch_size"]):
-        evidence.append({"lr": lr, "batch_size": b, "temperature": lr / b, "runs": len(g),
-                         "lambda_max_mean": float(g.lambda_max.mean()),
-                         "lambda_max_sd": float(g.lambda_max.std(ddof=1)) if len(g) > 1 else math.nan,
-                         "lambda_max_times_lr_over_2": float(g.edge_ratio.mean())})
-    varies = [k for k in ("lr", "batch_size") if frame[k].nunique() > 1]
-    details["varied"] = varies
-    span = float(temps.max() / temps.min())
-    params = {"runs": len(frame), "temperatures": len(temps), "temperature_span": span, "varied": varies}
-    text = (f"Final λ_max ∝ (η/B)^s with s = {fit['slope']:.3g}, {level:.0%} CI [{lo:.3g}, {hi:.3g}] over "
-            f"{len(frame)} runs at {len(temps)} temperatures spanning ×{span:.3g}")
-    caveat = ""
-    if varies == ["lr"] and all(e["lambda_max_times_lr_over_2"] >= EDGE for e in evidence):
-        caveat = (f"; caution: only η varies and λ_max·η/2 ≥ {EDGE:g} everywhere (edge of stability, λ_max ≈ 2/η), "
-                  "so the trend may be stability, not temperature — vary B at fixed η to separate them")
-    if hi < 0:
-        return Verdict(NAME, "CONFIRMED", text + ": sharpness falls with η/B" + caveat + ".", fit["slope"],
-                       params, tol, evidence, details=details)
-    if lo > 0:
-        return Verdict(NAME, "REFUTED", text + ": sharpness rises with η/B" + caveat + ".", fit["slope"],
-                       params, tol, evidence, details=details)
-    return inconclusive(NAME, text + ": the interval contains 0, so no trend is established (a flat result is "
-                        "not a confirmation)" + caveat + ".",
-                        ["seeds: more per configuration", "sweep.lr / sweep.batch_size: a wider η/B range"],
-                        statistic=fit["slope"], parameters=params, tolerance=tol, evidence=evidence, details=details)
+    trend = _trend(frame, level)
+    _decide(trend)
+    details |= {"fit": trend.fit.as_json(), "varied": trend.varied}
+    params = {"runs": trend.runs, "temperatures": trend.temperatures, "temperature_span": trend.span,
+              "varied": trend.varied}
+    return Verdict(NAME, trend.status, trend.summary(), trend.fit.slope, params, tol,
+                   [s.row() for s in trend.settings], trend.missing, details)
 
 
 def figure(data: StudyData, verdict: Verdict) -> Any:

@@ -62,14 +62,14 @@ def test_a_flat_trend_is_inconclusive_not_confirmed():
 
 def test_exact_power_law_gives_the_slope_and_a_tight_interval():
     fit = sharpness.slope_interval(final_sharpness(study(-0.5, sd=0.0))[0])
-    assert fit["slope"] == pytest.approx(-0.5) and fit["ci"][1] - fit["ci"][0] < 1e-6
+    assert fit.slope == pytest.approx(-0.5) and fit.ci[1] - fit.ci[0] < 1e-6
 
 
 def test_the_interval_widens_to_the_seed_bootstrap():
     fit = sharpness.slope_interval(final_sharpness(study(-0.3, sd=0.2, gen=3))[0])
-    assert "bootstrap_ci" in fit
-    assert fit["ci"][0] == min(fit["regression_ci"][0], fit["bootstrap_ci"][0])
-    assert fit["ci"][1] == max(fit["regression_ci"][1], fit["bootstrap_ci"][1])
+    assert fit.bootstrap_ci is not None
+    assert fit.ci[0] == min(fit.regression_ci[0], fit.bootstrap_ci[0])
+    assert fit.ci[1] == max(fit.regression_ci[1], fit.bootstrap_ci[1])
 
 
 def test_uses_the_last_value_and_leaves_out_diverged_and_negative_runs():
