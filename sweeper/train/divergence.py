@@ -53,8 +53,9 @@ def exceeds(value: float | None, limit: float) -> bool:
     return value is not None and (not math.isfinite(value) or abs(value) > limit)
 
 
-def exceeds_tensor(loss: torch.Tensor, limit: float) -> torch.Tensor:
-    """:func:`exceeds` on a 0-d tensor, on its device (a bool tensor; no host sync)."""
+def exceeds_tensor(loss: torch.Tensor, limit: float | torch.Tensor) -> torch.Tensor:
+    """:func:`exceeds` elementwise on a tensor of losses (a float limit, or one per loss), on its device (no host
+    sync)."""
     return ~torch.isfinite(loss) | (loss.abs() > limit)
 
 

@@ -1,0 +1,405 @@
+"""Packed trials: K trials that can share a step train as one vectorized pack in one process.
+
+Members share the model architecture, the data set, the batch size, SVAG l, the optimizer kind and flags, the
+budget, the log cadence and the diagnostics (``pack_key``); they differ in η, λ, momentum / betas / ε, schedules
+and seed. Each member is a full :class:`~sweeper.train.loop.Trial` — its own initialisation (from its seed), its own
+generator and sampler drawing exactly the batches its unpacked twin draws, its own clock, schedule, divergence rule,
+points, diagnostics and checkpoint — but the parameters of all members are stacked (K, …) and one step computes
+every member's forward and backward pass at once (``torch.func.vmap`` over ``functional_call``; a batched matmul for
+the linear regression model) and one vectorized optimizer update (``vector_optim``). BatchNorm runs per member in
+train mode (its running statistics are stacked buffers). A member that diverges is masked — its parameters and
+optimizer state stop changing — and reported ``diverged`` at its step while the others go on.
+
+Per-member work happens on the member's own module, synchronised from the stack when needed: points and the
+diagnostics at their steps (then copied back, since a diagnostic may move BatchNorm statistics), checkpoints (the
+member's ``Trial.state_dict`` with its optimizer state written back into its torch optimizer: the same layout as
+its unpacked twin's, so either can resume from the other's checkpoint). Not packed (``pack_key`` is None): the
+per-step ``trajectory`` diagnostic and the online noise scale, which need every step per member.
+
+A packed member equals its unpacked twin to float tolerance at every logged point (tests/train/test_pack.py); not
+bit for bit, since a batched kernel may round differently from the single-model one.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor
+from torch.func import functional_call, grad_and_value, vmap
+
+from sweeper.data import Dataset
+from sweeper.expand import TrialConfig
+from sweeper.reporter import Report, Status
+from sweeper.train.divergence import Start, exceeds_tensor
+from sweeper.train.loop import Trial, TrialResult
+from sweeper.train.metrics import example_losses
+from sweeper.train.vector_optim import VectorOptimizer
+
+# What members of a pack may differ in: everything else of a TrialConfig must be equal.
+VARYING = ("trial_id", "index", "lr", "weight_decay", "seed", "scaling", "schedule")
+VARYING_OPTIMIZER = ("momentum", "beta1", "beta2", "eps")
+
+
+def pack_key(config: TrialConfig) -> str | None:
+    """What trials must share to step together (equal keys pack); None if the trial cannot be packed."""
+    if config.diagnostics.online_noise or config.diagnostics.trajectory is not None:
+        return None
+    d = config.model_dump(mode="json", exclude=set(VARYING))
+    d["optimizer"] = {k: v for k, v in d["optimizer"].items() if k not in VARYING_OPTIMIZER}
+    return json.dumps(d, sort_keys=True)
+
+
+def packs(trials: Sequence[TrialConfig], size: int) -> list[list[TrialConfig]]:
+    """Trials grouped into packs of at most ``size`` that share a ``pack_key`` (order kept; deterministic, so a
+    resumed study forms the same packs); unpackable trials stand alone."""
+    groups: dict[str, list[TrialConfig]] = {}
+    out: list[list[TrialConfig]] = []
+    for t in trials:
+        key = pack_key(t) if size > 1 else None
+        if key is None:
+            out.append([t])
+        else:
+            groups.setdefault(key, []).append(t)
+    for members in groups.values():
+        out += [members[i:i + size] for i in range(0, len(members), size)]
+    return sorted(out, key=lambda p: p[0].index)
+
+
+class PackReporter(Protocol):
+    def checkpoint(self) -> dict[str, dict[str, Any]] | None:
+        """Per member trial id, the state to resume from; members absent from a non-None dict have finished."""
+
+    def report(self, reports: dict[str, Report]) -> None:
+        """Record a batch of reports, one per member that has something to say."""
+
+
+@dataclass
+class ListPackReporter:
+    """Keeps every member's reports in memory (tests, in-process runs); ``stop_after`` reports it raises."""
+
+    resume_from: dict[str, dict[str, Any]] | None = None
+    stop_after: int | None = None
+    reports: list[dict[str, Report]] = field(default_factory=list)
+    last_states: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def checkpoint(self) -> dict[str, dict[str, Any]] | None:
+        return self.resume_from
+
+    def report(self, reports: dict[str, Report]) -> None:
+        from sweeper.reporter import StopTrial
+
+        self.reports.append(reports)
+        for trial_id, r in reports.items():
+            if r.state is not None:
+                self.last_states[trial_id] = r.state
+            else:
+                self.last_states.pop(trial_id, None)
+        if self.stop_after is not None and len(self.reports) >= self.stop_after:
+            raise StopTrial
+
+    def points(self, trial_id: str) -> list[dict[str, Any]]:
+        return [p for batch in self.reports for p in (batch[trial_id].points if trial_id in batch else [])]
+
+
+class PackMeters:
+    """Per-member RMS gradient norm and angular update over the measured steps (Trial's GradNormMeter and
+    WeightTracker, vectorized over the stack)."""
+
+    def __init__(self, k: int, tracked: list[str], device: torch.device):
+        self.tracked = tracked
+        self.grad_sq = torch.zeros(k, dtype=torch.float64, device=device)
+        self.ang_sq = torch.zeros(k, dtype=torch.float64, device=device)
+        self.grad_n = [0] * k
+        self.ang_n = [0] * k
+        self.prev: dict[str, Tensor] = {}
+        self.prev_norm = torch.zeros(k, dtype=torch.float64, device=device)
+
+    @staticmethod
+    def _sq(tensors: list[Tensor]) -> Tensor:
+        return sum(t.flatten(1).norm(dim=1).double().square() for t in tensors)  # type: ignore[return-value]
+
+    def add_grad(self, grads: dict[str, Tensor], alive: Tensor) -> None:
+        self.grad_sq += torch.where(alive, self._sq(list(grads.values())), 0.0)
+        self.grad_n = [n + int(a) for n, a in zip(self.grad_n, alive.tolist())]
+
+    def before(self, params: dict[str, Tensor]) -> None:
+        self.prev = {n: params[n].clone() for n in self.tracked}
+        self.prev_norm = self._sq([params[n] for n in self.tracked]).sqrt()
+
+    def after(self, params: dict[str, Tensor], alive: Tensor) -> None:
+        delta_sq = self._sq([self.prev[n] - params[n] for n in self.tracked])
+        new_norm = self._sq([params[n] for n in self.tracked]).sqrt()
+        add = (delta_sq - (new_norm - self.prev_norm).square()) / (new_norm * self.prev_norm)
+        self.ang_sq += torch.where(alive, add, 0.0)
+        self.ang_n = [n + int(a) for n, a in zip(self.ang_n, alive.tolist())]
+
+    def take(self, k: int, which: str) -> float | None:
+        sums, counts = (self.grad_sq, self.grad_n) if which == "grad" else (self.ang_sq, self.ang_n)
+        if counts[k] == 0:
+            return None
+        value = (sums[k] / counts[k]).clamp_min(0).sqrt().item()
+        sums[k] = 0.0
+        counts[k] = 0
+        return value
+
+
+class _MeterView:
+    """Stands in for a member Trial's ``tracker`` / ``grad_meter`` in ``Trial.point``."""
+
+    def __init__(self, meters: PackMeters, k: int, which: str, tracked: list[Tensor]):
+        self.meters, self.k, self.which, self.params = meters, k, which, tracked
+
+    def norm_tensor(self) -> Tensor:
+        return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(self.params))).double()
+
+    def take_rms(self) -> float | None:
+        return self.meters.take(self.k, self.which)
+
+
+class PackedTrial:
+    """K trials with one ``pack_key`` stepping together (module docstring)."""
+
+    def __init__(self, configs: Sequence[TrialConfig], data: Dataset | None = None):
+        keys = {pack_key(c) for c in configs}
+        if len(keys) != 1 or None in keys:
+            raise ValueError("a pack needs trials with one pack_key (same model, data, batch size, l, optimizer "
+                             "kind, budget, log and diagnostics; no trajectory or online-noise diagnostic)")
+        first = Trial(configs[0], data)
+        self.members = [first] + [Trial(c, first.data) for c in configs[1:]]
+        clocks = {(m.clock.total_steps, tuple(m.clock.log_steps), tuple(sorted(m.diagnostics.steps())))
+                  for m in self.members}
+        if len(clocks) != 1:
+            raise ValueError("packed trials must share their steps, logged points and diagnostic steps")
+        self.data, self.device = first.data, first.device
+        named = dict(first.model.named_parameters())
+        self.names = [n for n, p in named.items() if p.requires_grad]
+        ids = {id(p): n for n, p in named.items()}
+        self.tracked = [ids[id(p)] for p in first.tracked]
+        self.base = copy.deepcopy(first.model)
+        self.linear = self._is_linear_regression(first)
+        self.params: dict[str, Tensor] = {}
+        self.buffers: dict[str, Tensor] = {}
+        self._stack()
+        self.optimizer = VectorOptimizer([m.stepper for m in self.members], self.params)
+
+    @staticmethod
+    def _is_linear_regression(trial: Trial) -> bool:
+        mods = [m for m in trial.model.modules() if not isinstance(m, (torch.nn.Sequential, torch.nn.Flatten))]
+        return (trial.config.model.name == "linear" and trial.data.task == "regression" and len(mods) == 1
+                and isinstance(mods[0], torch.nn.Linear) and mods[0].bias is None)
+
+    # ------------------------------------------------------------------------------- stack ↔ member modules
+
+    def _stack(self) -> None:
+        """Stack every member module's parameters (trainable ones apart) and buffers (frozen parameters too)."""
+        per = [dict(m.model.named_parameters()) | dict(m.model.named_buffers()) for m in self.members]
+        self.params = {n: torch.stack([p[n].detach() for p in per]) for n in self.names}
+        self.buffers = {n: torch.stack([p[n].detach() for p in per]) for n in per[0] if n not in self.params}
+
+    @torch.no_grad()
+    def _sync(self, k: int) -> None:
+        """Member k's module ← the stack."""
+        own = dict(self.members[k].model.named_parameters()) | dict(self.members[k].model.named_buffers())
+        for name, t in (self.params | self.buffers).items():
+            own[name].copy_(t[k])
+
+    @torch.no_grad()
+    def _absorb(self, k: int) -> None:
+        """The stack ← member k's module (after per-member work that may move BatchNorm statistics)."""
+        own = dict(self.members[k].model.named_parameters()) | dict(self.members[k].model.named_buffers())
+        for name, t in (self.params | self.buffers).items():
+            t[k].copy_(own[name])
+
+    # ---------------------------------------------------------------------------------------------- a step
+
+    def _losses_and_grads(self, x: Tensor, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """Every member's SVAG-weighted minibatch loss (K,) and gradients {name: (K, …)} on its batch x[k], y[k]."""
+        weights = self.members[0].weights
+        if self.linear:  # ½(xw − y)² by batched matmul: one einsum each way
+            name = self.names[0]
+            w = self.params[name][:, 0, :]
+            flat = x.reshape(x.shape[0], x.shape[1], -1)
+            r = torch.einsum("knd,kd->kn", flat, w) - y
+            loss = (weights * 0.5 * r.square()).sum(dim=1)
+            grad = torch.einsum("kn,knd->kd", weights * r, flat)
+            return loss, {name: grad[:, None, :]}
+        task, base = self.data.task, self.base
+        separate, b = self.members[0].separate_forwards, self.members[0].config.batch_size
+
+        def member_loss(params: dict[str, Tensor], buffers: dict[str, Tensor], xk: Tensor, yk: Tensor) -> Tensor:
+            if not separate:
+                return (weights * example_losses(functional_call(base, (params, buffers), (xk,)), yk, task)).sum()
+            halves = [slice(0, b), slice(b, 2 * b)]  # BatchNorm: each SVAG batch normalised on its own
+            return sum((weights[s] * example_losses(functional_call(base, (params, buffers), (xk[s],)), yk[s], task))
+                       .sum() for s in halves)
+
+        grads, loss = vmap(grad_and_value(member_loss))(self.params, self.buffers, x, y)
+        return loss, grads
+
+    def _step(self, measure: bool, alive: Tensor) -> Tensor:
+        """One raw step of every live member; returns the minibatch losses (K,)."""
+        hyper = [m.hyperparameters() for m in self.members]
+        raw = [m.stepper.raw_lr(lr) for m, (lr, _) in zip(self.members, hyper)]
+        xs, ys = [], []
+        for m in self.members:
+            idx = m.sampler.draw(m.n_batches)
+            x = self.data.x_train[idx]
+            xs.append(self.data.augment(x, m.generator) if self.data.augment is not None else x)
+            ys.append(self.data.y_train[idx])
+        loss, grads = self._losses_and_grads(torch.stack(xs), torch.stack(ys))
+        if measure:
+            self.meters.add_grad(grads, alive)
+            self.meters.before(self.params)
+        self.optimizer.step(self.params, grads, raw, [wd for _, wd in hyper], alive)
+        if measure:
+            self.meters.after(self.params, alive)
+        for m, r, live in zip(self.members, raw, self.live):
+            if live:
+                m.sde_time += r**2 if m.adaptive else r
+                m.step += 1
+        return loss.detach()
+
+    def _kill(self, k: int) -> None:
+        self.live[k] = False
+        self.alive[k] = False
+
+    # --------------------------------------------------------------------------------------- checkpoints
+
+    def _state(self, k: int) -> dict[str, Any]:
+        self._sync(k)
+        self.optimizer.export(k, self.members[k].stepper)
+        return self.members[k].state_dict()
+
+    def _resume(self, states: dict[str, dict[str, Any]]) -> list[bool]:
+        """Load each member's state; returns which members still run (absent: finished before the checkpoint)."""
+        running = [m.config.trial_id in states for m in self.members]
+        for m, run in zip(self.members, running):
+            if run:
+                m.load_state_dict(states[m.config.trial_id])
+        steps = {m.step for m, run in zip(self.members, running) if run}
+        if len(steps) > 1:
+            raise ValueError(f"pack checkpoint with members at different steps: {sorted(steps)}")
+        step = steps.pop() if steps else 0
+        for m, run in zip(self.members, running):
+            if not run:
+                m.step = step  # finished: frozen, never reported again
+        self._stack()
+        self.optimizer.load([m.stepper for m in self.members], self.params)
+        return running
+
+    # ------------------------------------------------------------------------------------------------ run
+
+    def run(self, reporter: PackReporter) -> dict[str, TrialResult]:
+        """Train every member to the end of its budget (or divergence); one report per member batch."""
+        states = reporter.checkpoint()
+        running = self._resume(states) if states is not None else [True] * len(self.members)
+        self.meters = PackMeters(len(self.members), self.tracked, self.device)
+        for k, m in enumerate(self.members):
+            m.tracker = _MeterView(self.meters, k, "angular", m.tracked)
+            m.grad_meter = _MeterView(self.meters, k, "grad", m.trainable)
+        self.live = list(running)  # host copy of ``alive``: which members still step
+        self.alive = torch.tensor(running, device=self.device)
+        runs = [_MemberRun() for _ in self.members]
+        lead = self.members[0]
+        measure_every, log_set = lead.config.log.measure_every, set(lead.clock.log_steps)
+        step = max(m.step for m in self.members)
+        if step == 0:
+            for k, (m, r) in enumerate(zip(self.members, runs)):
+                r.start_point(m)
+                if r.status == "diverged":
+                    self._kill(k)
+        bounds = torch.tensor([m.start.batch_bound if m.start else float("inf") for m in self.members],
+                              device=self.device)
+        events = sorted(s for s in log_set | lead.diagnostics.steps() if s > step)
+        bad_step = torch.full((len(self.members),), -1, dtype=torch.long, device=self.device)
+        last_report = time.monotonic()
+        for event in events:
+            while step < event and any(self.live):
+                measure = (step + 1) % measure_every == 0 or step + 1 in log_set
+                loss = self._step(measure, self.alive)
+                step += 1
+                bad_step = torch.where((bad_step < 0) & self.alive & exceeds_tensor(loss, bounds), step, bad_step)
+                if lead.check_every == 1 or step % lead.check_every == 0 or step == event:
+                    for k in torch.nonzero(bad_step >= 0).flatten().tolist():
+                        if self.live[k]:
+                            self._sync(k)
+                            runs[k].diverge(self.members[k], int(bad_step[k]))
+                            self._kill(k)
+            if not any(self.live):
+                break
+            for k in [k for k, live in enumerate(self.live) if live]:
+                self._sync(k)
+                runs[k].event(self.members[k], step, step in log_set)
+                self._absorb(k)
+                if runs[k].status == "diverged":
+                    self._kill(k)
+            due = time.monotonic() - last_report >= lead.config.log.report_seconds
+            if step in log_set and due and step < lead.clock.total_steps and any(self.live):
+                reporter.report({m.config.trial_id: runs[k].report(m, self._state(k) if self.live[k] else None)
+                                 for k, m in enumerate(self.members) if running[k] and not runs[k].final})
+                last_report = time.monotonic()
+        reporter.report({m.config.trial_id: runs[k].finish(m) for k, m in enumerate(self.members)
+                         if running[k] and not runs[k].final})
+        return {m.config.trial_id: runs[k].result(m) for k, m in enumerate(self.members) if running[k]}
+
+
+class _MemberRun:
+    """One member's points, diagnostics rows and outcome within a pack run (what ``Trial.run`` keeps)."""
+
+    def __init__(self) -> None:
+        self.points: list[dict[str, Any]] = []
+        self.all_points: list[dict[str, Any]] = []
+        self.rows: list[dict[str, Any]] = []
+        self.status: Status = "running"
+        self.diverged_step: int | None = None
+        self.final = False  # the final report went out
+
+    def start_point(self, trial: Trial) -> None:
+        self.rows += trial.diagnostics.run_due(0)
+        self.points.append(trial.point())
+        trial.start = Start.from_point(self.points[-1])
+        if trial.start.point_diverged(self.points[-1]):
+            self.status, self.diverged_step = "diverged", 0
+
+    def diverge(self, trial: Trial, step: int) -> None:
+        self.status, self.diverged_step = "diverged", step
+        self.points.append(trial.point())
+
+    def event(self, trial: Trial, step: int, logged: bool) -> None:
+        self.rows += trial.diagnostics.run_due(step)
+        if not logged:
+            return
+        self.points.append(trial.point())
+        if trial.start is not None and trial.start.point_diverged(self.points[-1]):
+            self.status, self.diverged_step = "diverged", step
+
+    def _take(self, trial: Trial, status: Status, state: dict[str, Any] | None, info: dict[str, Any]) -> Report:
+        out = Report(self.points, status, trial.step, state, {"device": str(trial.device)} | info, self.rows)
+        self.all_points += self.points
+        self.points, self.rows = [], []
+        return out
+
+    def report(self, trial: Trial, state: dict[str, Any] | None) -> Report:
+        """A running batch with the member's checkpoint (once diverged, its final report)."""
+        return self.finish(trial) if self.status == "diverged" else self._take(trial, "running", state, {})
+
+    def finish(self, trial: Trial) -> Report:
+        self.status = "completed" if self.status == "running" else self.status
+        self.final = True
+        return self._take(trial, self.status, None, {"diverged_step": self.diverged_step, "steps_done": trial.step})
+
+    def result(self, trial: Trial) -> TrialResult:
+        return TrialResult(self.status, self.all_points, trial.step, self.diverged_step, str(trial.device))
+
+
+def run_pack(configs: Sequence[TrialConfig], reporter: PackReporter) -> dict[str, TrialResult]:
+    """Train ``configs`` (one ``pack_key``) as one pack, reporting each member's batches to ``reporter``."""
+    return PackedTrial(configs).run(reporter)
+
+
