@@ -191,11 +191,11 @@ def _svag(lr: float) -> dict[str, Any]:
             "sweep": {"batch_size": [8], "lr": [lr], "svag_l": [1, 4]}, "budget": BUDGET, "log": LOG}
 
 
-def _sqrt(lr0: float) -> dict[str, Any]:
-    return {"data": LINREG, "model": {"name": "linear"}, "optimizer": {"name": "rmsprop", "beta2": 0.999,
+def _sqrt(lr0: float, beta2: float = 0.999, factors: tuple[int, ...] = (1, 2, 4, 8)) -> dict[str, Any]:
+    return {"data": LINREG, "model": {"name": "linear"}, "optimizer": {"name": "rmsprop", "beta2": beta2,
                                                                       "eps": 1e-8},
             "device": "cpu", "sweep": {"batch_size": [8], "lr": [lr0]},
-            "scaling": {"rule": "sqrt", "factors": [1, 2, 4, 8]}, "budget": BUDGET,
+            "scaling": {"rule": "sqrt", "factors": list(factors)}, "budget": BUDGET,
             "log": {"every_epochs": 0.025, "eval_samples": 512}}
 
 
@@ -215,7 +215,10 @@ CASES: list[Case] = [
     Case("svag", "fails", _svag(0.8), svag_truth),
     Case("sqrt-rule", "holds", _sqrt(0.005), reference_truth),
     Case("sqrt-rule", "borderline", _sqrt(0.05), reference_truth),
-    Case("sqrt-rule", "fails", _sqrt(0.1), reference_truth),
+    # β2 = 0.99 at κ = 16 becomes 0.84: RMSprop's second-moment average is too short to follow the rule, and
+    # the runs sit 12–20% above the baseline in every window (at η0 = 0.1 and β2 = 0.999 the rule fails only in
+    # the first window, by more than the seeds' spread there can resolve).
+    Case("sqrt-rule", "fails", _sqrt(0.1, 0.99, (1, 4, 8, 16)), reference_truth),
     Case("nsr", "fails", {
         "data": LINREG, "model": {"name": "linear"}, "optimizer": {"name": "sgd"}, "device": "cpu",
         "sweep": {"batch_size": [8], "lr": [0.05]}, "scaling": {"rule": "linear", "factors": [1, 4, 16, 32, 48]},

@@ -3,7 +3,8 @@ across seeds with their between-seed spread, equivalence and difference decision
 
 The model (docs/theory.md §10). A run's metric over a window of time is a noisy curve; its time average m has a
 *within-run* variance v estimated from the curve itself: residuals from a straight line through the window (the
-deterministic drift is not noise) with their integrated autocorrelation time τ (an AR(1) spectral estimate at
+deterministic drift is not noise) — the seeds' mean curve when there are several seeds, so that a transient's
+curvature is not taken for noise — with their integrated autocorrelation time τ (an AR(1) spectral estimate at
 frequency zero), so v = σ²·τ/n and the information is that of n/τ independent points. Seeds add a *between-seed* component that the
 within-run estimate cannot see (initialisation, slow modes). It is measured as an overdispersion factor
 φ = Q/df, Cochran's Q = Σ (m_s − m̄)²/v_s pooled over every window and comparison of a family, and applied as
@@ -70,6 +71,28 @@ def series_mean(y: np.ndarray) -> SeriesMean:
     tau = ar1_time(resid)
     s2 = float(resid @ resid) / (n - 2.0 * tau)
     return SeriesMean(float(np.mean(y)), s2 * tau / n, max(n / tau - 2.0, 1.0), n, tau)
+
+
+def replicate_means(y: np.ndarray) -> list[SeriesMean]:
+    """Each seed's window mean with its within-run variance, from the seeds' curves on one grid (shape (n, m)).
+
+    With several seeds the curve's drift is their mean curve ȳ(t), whatever its shape: the residuals
+    r_s(t) = (y_s(t) − ȳ(t))·√(n/(n − 1)) carry each seed's noise (variance σ² for exchangeable seeds) without the
+    curvature a straight line leaves in a transient. Their AR(1) time τ_s gives var_s = σ̂_s²·τ_s/m with
+    σ̂_s² = Σr²/(m − τ_s), df = m/τ_s − 1. One seed: ``series_mean`` (a straight line as the drift).
+    """
+    y = np.asarray(y, float)
+    n, m = y.shape
+    if n == 1 or m < 3 or not np.all(np.isfinite(y)):
+        return [series_mean(row) for row in y]
+    resid = (y - y.mean(axis=0)) * math.sqrt(n / (n - 1))
+    out = []
+    for row, r in zip(y, resid):
+        r = r - r.mean()
+        tau = ar1_time(r)
+        s2 = float(r @ r) / (m - tau)
+        out.append(SeriesMean(float(row.mean()), s2 * tau / m, max(m / tau - 1.0, 1.0), m, tau))
+    return out
 
 
 @dataclass(frozen=True)

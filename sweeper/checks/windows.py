@@ -1,9 +1,10 @@
 """Comparing groups of runs at equal time, window by window, with every logged point counted.
 
 Used by ``lsr``, ``sqrt-rule`` (a scaling path: each κ against κ = 1) and ``svag`` (each l against another).
-The common time range [0, T] is cut into K equal windows. In each window a run's metric is read on an even grid
-(as many samples as the run logged there, from its piecewise-linear curve) and averaged (``stats.series_mean``:
-the time average with an autocorrelation-aware within-run variance). Two groups holding the same seeds are
+The common time range [0, T] is cut into K equal windows. In each window the runs' metric is read on an even grid
+(as many samples as the sparsest run logged there, from their piecewise-linear curves) and averaged
+(``stats.replicate_means``: time averages with autocorrelation-aware within-run variances, the seeds' mean curve
+taken as the drift). Two groups holding the same seeds are
 compared seed by seed — the difference curve of each seed's pair of runs, which shares the seed's initialisation
 and, with sampling with replacement, much of its batch noise (common random numbers) — else group means are
 compared (Welch). Seeds are combined with the family's overdispersion φ (``stats.combine``), decisions are
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from sweeper.checks.stats import (Decision, Estimate, Overdispersion, Replicates, SeriesMean, combine, holm, judge,
-                                  seeds_to_decide, series_mean)
+                                  replicate_means, seeds_to_decide, series_mean)
 
 
 class Curves:
@@ -63,10 +64,19 @@ class Curves:
     def window(self, run_id: int, a: float, b: float) -> SeriesMean:
         return series_mean(self.at(run_id, self.grid([run_id], a, b)))
 
-    def paired_window(self, base: int, other: int, a: float, b: float) -> SeriesMean:
-        """Time average of other − base over [a, b] (shared grid)."""
-        g = self.grid([base, other], a, b)
-        return series_mean(self.at(other, g) - self.at(base, g))
+    def group_window(self, run_ids: Sequence[int], a: float, b: float) -> list[SeriesMean]:
+        """Each run's time average over [a, b] on the group's shared grid (``stats.replicate_means``)."""
+        g = self.grid(run_ids, a, b)
+        if not len(g):
+            return []
+        return replicate_means(np.array([self.at(r, g) for r in run_ids]))
+
+    def paired_window(self, pairs: Sequence[tuple[int, int]], a: float, b: float) -> list[SeriesMean]:
+        """Time average of other − base over [a, b] for each (base, other) pair, on one shared grid."""
+        g = self.grid([r for pair in pairs for r in pair], a, b)
+        if not len(g):
+            return []
+        return replicate_means(np.array([self.at(o, g) - self.at(b_, g) for b_, o in pairs]))
 
 
 @dataclass(frozen=True)
@@ -154,13 +164,13 @@ def compare(curves: Curves, base: Group, other: Group, edges: np.ndarray) -> Com
     levels = []
     by_seed = dict(zip(other.seeds, other.run_ids))
     for a, b in zip(edges[:-1], edges[1:]):
-        base_means = [curves.window(r, a, b) for r in base.run_ids]
-        levels.append(float(np.nanmean([s.mean for s in base_means])) if base_means else math.nan)
+        base_means = curves.group_window(base.run_ids, a, b)
+        levels.append(float(np.mean([s.mean for s in base_means])) if base_means else math.nan)
         if paired:
-            reps.append((Replicates.of([curves.paired_window(r, by_seed[s], a, b)
-                                        for r, s in zip(base.run_ids, base.seeds)]),))
+            pairs = [(r, by_seed[s]) for r, s in zip(base.run_ids, base.seeds)]
+            reps.append((Replicates.of(curves.paired_window(pairs, a, b)),))
         else:
-            reps.append((Replicates.of(base_means), Replicates.of([curves.window(r, a, b) for r in other.run_ids])))
+            reps.append((Replicates.of(base_means), Replicates.of(curves.group_window(other.run_ids, a, b))))
     return Comparison(base, other, paired, reps, np.array(levels))
 
 
