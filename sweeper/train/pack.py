@@ -256,7 +256,7 @@ class PackedTrial:
         if measure:
             self.meters.add_grad(grads, alive)
             self.meters.before(self.params)
-        self.optimizer.step(self.params, grads, raw, [wd for _, wd in hyper], alive)
+        self.optimizer.step(self.params, grads, raw, [wd for _, wd in hyper], self.live)
         if measure:
             self.meters.after(self.params, alive)
         for m, r, live in zip(self.members, raw, self.live):

@@ -18,17 +18,13 @@ from torch import Tensor
 from sweeper.train.optim import Stepper
 
 
-def _col(values: list[float], like: Tensor) -> Tensor:
-    """Per-member scalars as a (K, 1, …, 1) tensor broadcasting against ``like`` (K, …)."""
-    return torch.tensor(values, dtype=like.dtype, device=like.device).reshape(-1, *([1] * (like.dim() - 1)))
-
-
 class VectorOptimizer:
     """One optimizer kind (sgd | adam | rmsprop) over stacked parameters ``params[name]`` of shape (K, …).
 
     Fixed per member for the run: momentum/nesterov (SGD), betas and ε (SVAG-rescaled, from each member's
     ``Stepper``). Per step: raw learning rates and weight decays, one per member, and the members still alive (a
-    diverged member's parameters and state are left as they were).
+    diverged member's parameters and state are left as they were). Updates are in place, in torch.optim's order
+    of operations.
     """
 
     def __init__(self, steppers: list[Stepper], params: dict[str, Tensor]):
@@ -53,50 +49,66 @@ class VectorOptimizer:
 
     @torch.no_grad()
     def step(self, params: dict[str, Tensor], grads: dict[str, Tensor], lr: list[float], weight_decay: list[float],
-             alive: Tensor) -> None:
-        """One update of every live member: ``lr``, ``weight_decay`` per member (raw, SVAG-rescaled lr)."""
+             live: list[bool]) -> None:
+        """One update of every live member (in place): ``lr``, ``weight_decay`` per member (raw, SVAG-rescaled lr;
+        ``grads`` are consumed). Dead members' rows are put back afterwards, so they stay as they were."""
         self.steps += 1
+        dead = [k for k, alive in enumerate(live) if not alive]
+        saved = {n: (params[n][dead].clone(), {key: t[dead].clone() for key, t in self.state[n].items()})
+                 for n in self.names} if dead else {}
+        first = next(iter(params.values()))
+        lr_t = torch.tensor(lr, dtype=first.dtype, device=first.device)
+        wd_t = torch.tensor(weight_decay, dtype=first.dtype, device=first.device)
         for name in self.names:
             p, g = params[name], grads[name]
-            keep = alive.reshape(-1, *([1] * (p.dim() - 1)))
-            wd = _col(weight_decay, p)
-            if self.decoupled:
-                new = p * (1.0 - _col(lr, p) * wd)
-            else:
-                g = g + wd * p
-                new = p
-            new = getattr(self, f"_{self.kind}")(name, new, g, lr, keep)
-            p.copy_(torch.where(keep, new, p))
+            shape = (-1, *([1] * (p.dim() - 1)))
+            lr_c, wd_c = lr_t.reshape(shape), wd_t.reshape(shape)
+            if any(weight_decay):
+                if self.decoupled:
+                    p.mul_(1.0 - lr_c * wd_c)
+                else:
+                    g.addcmul_(p, wd_c)
+            getattr(self, f"_{self.kind}")(name, p, g, lr_c, shape)
+            if dead:
+                p[dead] = saved[name][0]
+                for key, rows in saved[name][1].items():
+                    self.state[name][key][dead] = rows
 
-    def _sgd(self, name: str, p: Tensor, g: Tensor, lr: list[float], keep: Tensor) -> Tensor:
-        m = _col(self.hyper["momentum"], p)
-        st = self.state[name]
+    def _cols(self, key: str, like: Tensor, shape: tuple[int, ...]) -> Tensor:
+        return torch.tensor(self.hyper[key], dtype=like.dtype, device=like.device).reshape(shape)
+
+    def _sgd(self, name: str, p: Tensor, g: Tensor, lr: Tensor, shape: tuple[int, ...]) -> None:
         if any(self.hyper["momentum"]):
-            buf = g.clone() if "momentum_buffer" not in st else st["momentum_buffer"] * m + g
-            st["momentum_buffer"] = torch.where(keep, buf, st.get("momentum_buffer", buf))
-            g = g + m * buf if self.nesterov else buf
-        return p - _col(lr, p) * g
+            m = self._cols("momentum", p, shape)
+            st = self.state[name]
+            if "momentum_buffer" not in st:
+                st["momentum_buffer"] = g.clone()
+            else:
+                st["momentum_buffer"].mul_(m).add_(g)
+            buf = st["momentum_buffer"]
+            g = g.addcmul_(m, buf) if self.nesterov else buf
+        p.addcmul_(g, lr, value=-1.0)
 
-    def _adam(self, name: str, p: Tensor, g: Tensor, lr: list[float], keep: Tensor) -> Tensor:
+    def _adam(self, name: str, p: Tensor, g: Tensor, lr: Tensor, shape: tuple[int, ...]) -> None:
         st = self.state[name]
-        b1, b2, eps = (_col(self.hyper[k], p) for k in ("beta1", "beta2", "eps"))
-        m = st.get("exp_avg", torch.zeros_like(p))
-        v = st.get("exp_avg_sq", torch.zeros_like(p))
-        m = torch.lerp(m, g, 1.0 - b1)
-        v = v * b2 + (1.0 - b2) * g * g
-        st["exp_avg"], st["exp_avg_sq"] = torch.where(keep, m, st.get("exp_avg", m)), \
-            torch.where(keep, v, st.get("exp_avg_sq", v))
+        b1, b2, eps = (self._cols(k, p, shape) for k in ("beta1", "beta2", "eps"))
+        m = st.setdefault("exp_avg", torch.zeros_like(p))
+        v = st.setdefault("exp_avg_sq", torch.zeros_like(p))
+        m.lerp_(g, 1.0 - b1)
+        v.mul_(b2).addcmul_(g, g * (1.0 - b2))
         t = self.steps
-        step_size = _col([a / (1.0 - beta**t) for a, beta in zip(lr, self.hyper["beta1"])], p)
-        bc2_sqrt = _col([math.sqrt(1.0 - beta**t) for beta in self.hyper["beta2"]], p)
-        return p - step_size * m / (v.sqrt() / bc2_sqrt + eps)
+        bc1 = torch.tensor([1.0 - beta**t for beta in self.hyper["beta1"]], dtype=p.dtype, device=p.device)
+        bc2 = torch.tensor([math.sqrt(1.0 - beta**t) for beta in self.hyper["beta2"]], dtype=p.dtype,
+                           device=p.device)
+        denom = (v.sqrt() / bc2.reshape(shape)).add_(eps)
+        p.addcdiv_(m * (lr / bc1.reshape(shape)), denom, value=-1.0)
 
-    def _rmsprop(self, name: str, p: Tensor, g: Tensor, lr: list[float], keep: Tensor) -> Tensor:
+    def _rmsprop(self, name: str, p: Tensor, g: Tensor, lr: Tensor, shape: tuple[int, ...]) -> None:
         st = self.state[name]
-        alpha, eps = _col(self.hyper["alpha"], p), _col(self.hyper["eps"], p)
-        sq = st.get("square_avg", torch.zeros_like(p)) * alpha + (1.0 - alpha) * g * g
-        st["square_avg"] = torch.where(keep, sq, st.get("square_avg", sq))
-        return p - _col(lr, p) * g / (sq.sqrt() + eps)
+        alpha, eps = self._cols("alpha", p, shape), self._cols("eps", p, shape)
+        sq = st.setdefault("square_avg", torch.zeros_like(p))
+        sq.mul_(alpha).addcmul_(g, g * (1.0 - alpha))
+        p.addcdiv_(g * lr, sq.sqrt().add_(eps), value=-1.0)
 
     # ---------------------------------------------------------------------------- torch.optim state layout
 
