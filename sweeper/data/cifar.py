@@ -115,6 +115,11 @@ def channel_stats(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(means), np.maximum(np.asarray(stds), 1e-8)
 
 
+def shape(name: str, **options: Any) -> tuple[tuple[int, ...], int]:
+    """(input shape, outputs) of ``name`` (cifar10 | cifar100), without reading it."""
+    return IMAGE_SHAPE, 100 if name == "cifar100" else 10
+
+
 def build(name: str, device: torch.device, dtype: torch.dtype, **options: Any) -> Dataset:
     """Build cifar10/cifar100; meta: mean/std (pixel units, per channel), label_names, batch_dir."""
     lay = _layout(name)

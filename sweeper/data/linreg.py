@@ -55,6 +55,11 @@ def sample(n: int, h: Tensor, w_star: Tensor, noise: float, gen: torch.Generator
     return x, y
 
 
+def shape(**options: Any) -> tuple[tuple[int, ...], int]:
+    """(input shape, outputs) of the data set these options build, without building it."""
+    return (int(options.get("dim", DEFAULTS["dim"])),), 1
+
+
 def build(device: torch.device, dtype: torch.dtype, **options: Any) -> Dataset:
     """Build the linreg data set; meta holds h, w_star (float64, CPU), noise, condition."""
     o = resolve_options("linreg", options, DEFAULTS)

@@ -41,6 +41,11 @@ def generate(n_train: int, n_test: int, seed: int) -> tuple[np.ndarray, np.ndarr
     return x, y
 
 
+def shape(**options: Any) -> tuple[tuple[int, ...], int]:
+    """(input shape, outputs) of the data set, without building it."""
+    return (1, SEQ_LEN), NUM_CLASSES
+
+
 def build(device: torch.device, dtype: torch.dtype, **options: Any) -> Dataset:
     """Build MNIST-1D: x (N, 1, 40) in `dtype` (standardised by mnist1d), y (N,) int64 in 0..9."""
     o = resolve_options("mnist1d", options, DEFAULTS)

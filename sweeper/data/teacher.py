@@ -75,6 +75,11 @@ def balancing_bias(z: Tensor, iters: int = 300, tol: float = 0.1) -> Tensor:
     return (best_b - best_b.mean()).double()
 
 
+def shape(**options: Any) -> tuple[tuple[int, ...], int]:
+    """(input shape, outputs) of the data set these options build, without building it."""
+    return (int(options.get("dim", DEFAULTS["dim"])),), int(options.get("classes", DEFAULTS["classes"]))
+
+
 def build(device: torch.device, dtype: torch.dtype, **options: Any) -> Dataset:
     """Build the teacher data set; meta: y_train_clean, noise_mask (train labels resampled), teacher."""
     o = resolve_options("teacher", options, DEFAULTS)

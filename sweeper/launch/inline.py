@@ -16,28 +16,35 @@ from sweeper.expand import expand
 from sweeper.reporter import ListReporter
 from sweeper.spec import StudySpec
 from sweeper.train.loop import run_trial
+from sweeper.train.pack import ListPackReporter, PackedTrial, packs
 
 
-def run_inline(spec: StudySpec, engine: Engine) -> dict[str, str]:
-    """Run every trial of ``spec`` into the database at ``engine`` (at head); returns ``{trial_id: status}``."""
+def run_inline(spec: StudySpec, engine: Engine, pack: int | str = "auto") -> dict[str, str]:
+    """Run every trial of ``spec`` into the database at ``engine`` (at head), packed as ``pack`` says (``"auto"``,
+    or at most N trials per pack: ``sweeper.train.pack.packs``); returns ``{trial_id: status}``."""
     trials = expand(spec)
     with Session(engine) as session, session.begin():
         study = ensure_study(session, spec.name, spec.model_dump(mode="json"))
         run_ids = ensure_runs(session, study, [t.model_dump(mode="json") for t in trials])
         study_id = study.id
     statuses = {}
-    for trial in trials:
-        run_id = run_ids[trial.trial_id]
+    for group in packs(trials, pack):
         started = dt.datetime.now(dt.timezone.utc)
-        reporter = ListReporter()
-        result = run_trial(trial, reporter)
+        if len(group) == 1:
+            reporter = ListReporter()
+            results = {group[0].trial_id: (run_trial(group[0], reporter), reporter.diagnostics)}
+        else:
+            packed = ListPackReporter()
+            results = {tid: (r, packed.diagnostics(tid)) for tid, r in PackedTrial(group).run(packed).items()}
         with Session(engine) as session, session.begin():
-            write_points(session, run_id, result.points)
-            write_diagnostics(session, run_id, reporter.diagnostics)
-            update_run(session, run_id, status=result.status, steps_done=result.steps_done, device=result.device,
-                       diverged_step=result.diverged_step, started_at=started, attempts=1,
-                       finished_at=dt.datetime.now(dt.timezone.utc))
-        statuses[trial.trial_id] = result.status
+            for trial_id, (result, diagnostics) in results.items():
+                run_id = run_ids[trial_id]
+                write_points(session, run_id, result.points)
+                write_diagnostics(session, run_id, diagnostics)
+                update_run(session, run_id, status=result.status, steps_done=result.steps_done,
+                           device=result.device, diverged_step=result.diverged_step, started_at=started,
+                           attempts=1, finished_at=dt.datetime.now(dt.timezone.utc))
+                statuses[trial_id] = result.status
     with Session(engine) as session, session.begin():
         update_study(session, study_id, status="completed")
     return statuses
