@@ -140,3 +140,20 @@ def test_a_packed_members_checkpoint_resumes_unpacked():
     end = {p["step"]: p for p in alone.points}
     for p in resumed.points:
         assert p["train_loss"] == pytest.approx(end[p["step"]]["train_loss"], rel=1e-9)
+
+
+def test_auto_pack_size_from_model_size_and_device(monkeypatch):
+    from sweeper.train import pack as pack_mod
+
+    small = expand(make_spec(seeds=[0]))[0]
+    assert pack_mod.model_size(small) == (8, 9)  # 8 weights; activations: flatten 8 + output 1
+    assert pack_mod.auto_pack_size(small, 8, 9) == pack_mod.MAX_PACK_CPU
+    big = expand(make_spec(seeds=[0], data={"name": "mnist1d"}, model={"name": "mlp", "width": 256},
+                           sweep={"batch_size": [128], "lr": [0.1]}))[0]
+    n_params, acts = pack_mod.model_size(big)
+    assert n_params == 40 * 256 + 256 + 256 * 256 + 256 + 256 * 10 + 10
+    assert pack_mod.auto_pack_size(big, n_params, acts) == 1  # compute-bound on a CPU: no packing
+    gpu = big.model_copy(update={"device": "cuda"})
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (8 * 2**30, 80 * 2**30))
+    per_member = 4 * (4 * n_params + 3 * 128 * acts)
+    assert pack_mod.auto_pack_size(gpu, n_params, acts) == min(pack_mod.MAX_PACK_CUDA, int(0.5 * 8 * 2**30 // per_member))
