@@ -53,7 +53,7 @@ class Trial:
         self.device = resolve_device(config.device)
         self.dtype = getattr(torch, config.precision)
         opts = config.data.model_dump(exclude={"name"})
-        self.data = data or build_dataset(config.data.name, self.device, self.dtype, **opts)
+        self.data = data or build_dataset(config.data.name, self.device, self.dtype, cache=True, **opts)
         torch.manual_seed(config.seed)
         self.model = build_model(
             config.model.name, self.data.input_shape, self.data.num_outputs,
