@@ -19,13 +19,32 @@ from db.writer import ensure_runs, ensure_study, spec_hash, update_study
 from sweeper.expand import TrialConfig, expand
 from sweeper.spec import StudySpec, parse_spec
 
-# Tune's own CSV/JSON/TensorBoard loggers would try to flatten our batches of points; the database is the log.
-os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-
 TERMINAL = ("completed", "diverged", "failed")
 DEFAULT_STORAGE = "sweeper-results"
+
+TUNE_ENVIRONMENT = {
+    # Tune's own CSV/JSON/TensorBoard loggers would try to flatten our batches of points; the database is the log.
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    "RAY_AIR_NEW_OUTPUT": "0",
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+}
+"""Set (unless already set) in the driver's environment before Tune runs; never at import."""
+
+LOCAL_RAY_ENVIRONMENT = {
+    # Ray's raylet starts workers at nice 15 (for a cluster's background work); a sweeper trial is the foreground
+    # work, and on a shared host nice 15 starves it 3–5×. The raylet reads this at start, so it applies to a Ray
+    # that sweeper starts; an existing cluster keeps its own setting (`RAY_worker_niceness=0 ray start ...`).
+    "RAY_worker_niceness": "0",
+    # Ray prestarts one idle worker per CPU for the first driver; Tune's trial actors start their own workers, so
+    # those are started, importing Ray, and killed unused (≈ 0.3 CPU s each).
+    "RAY_prestart_worker_first_driver": "0",
+}
+"""Set (unless already set) in the environment of the ``ray.init`` that starts a local Ray."""
+
+
+def _setdefault_environment(values: dict[str, str]) -> None:
+    for key, value in values.items():
+        os.environ.setdefault(key, value)
 
 
 class LaunchError(Exception):
@@ -85,9 +104,12 @@ def _finish(engine: Engine, study_id: int, name: str) -> StudyOutcome:
     return StudyOutcome(name, status, counts)
 
 
-def _init_ray(options: LaunchOptions) -> dict[str, Any]:
-    """Connect to ``options.address`` (or RAY_ADDRESS), else start a local Ray, unless this process is already
-    connected (a notebook, a test); returns the cluster's size."""
+def init_ray(options: LaunchOptions) -> dict[str, Any]:
+    """Connect to ``options.address`` (or RAY_ADDRESS), else start a local Ray with sweeper's settings
+    (:data:`LOCAL_RAY_ENVIRONMENT`), unless this process is already connected; returns the cluster's size.
+
+    A notebook or a test that keeps one Ray up across launches starts it with this (``ray_init_kwargs`` for
+    ``num_cpus``, ``runtime_env``, …); a Ray it starts with a bare ``ray.init`` runs trials at nice 15."""
     import ray
 
     if ray.is_initialized():
@@ -99,6 +121,7 @@ def _init_ray(options: LaunchOptions) -> dict[str, Any]:
         kwargs.pop("include_dashboard")
         ray.init(address=address, **kwargs)
     else:
+        _setdefault_environment(LOCAL_RAY_ENVIRONMENT)  # the raylet (and its workers) inherit this environment
         ray.init(**kwargs)
     return _cluster_size()
 
@@ -218,8 +241,9 @@ def _run_tuner(engine: Engine, study_id: int, name: str, trials: list[TrialConfi
     import ray
     from ray import tune
 
+    _setdefault_environment(TUNE_ENVIRONMENT)
     connected_before = ray.is_initialized()
-    size = _init_ray(options)
+    size = init_ray(options)
     try:
         with Session(engine) as session, session.begin():
             update_study(session, study_id, status="running", **size)
@@ -234,10 +258,12 @@ def _run_tuner(engine: Engine, study_id: int, name: str, trials: list[TrialConfi
             tuner._local_tuner.get_run_config().callbacks = callbacks
         else:
             todo = [t for t in trials if _status(engine, run_ids[t.trial_id]) not in TERMINAL] if restore else trials
+            # reuse_actors: a worker process trains trial after trial (every trial asks for the same resources),
+            # paying its imports and its data set (build_dataset's process cache) once, not once per trial
             tuner = tune.Tuner(
                 _trainable(options),
                 param_space={"trial": tune.grid_search([t.model_dump(mode="json") for t in todo])},
-                tune_config=tune.TuneConfig(max_concurrent_trials=options.max_concurrent, reuse_actors=False,
+                tune_config=tune.TuneConfig(max_concurrent_trials=options.max_concurrent, reuse_actors=True,
                                             trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
                 run_config=tune.RunConfig(
                     name=name, storage_path=storage, callbacks=callbacks, verbose=0,

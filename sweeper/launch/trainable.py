@@ -2,10 +2,15 @@
 
 Runs on a Ray worker. It never touches the database: points travel in ``tune.report`` results to the driver,
 whose callback writes them. Checkpoints are the trial state (``state.pt``) reported with each batch.
+
+Workers are reused (``TuneConfig(reuse_actors=True)``): one process trains trial after trial, so the imports and
+the data set (``build_dataset(..., cache=True)``) are paid once per process. Nothing else carries over: each
+trial seeds its own generators and builds its own model and optimizer.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import tempfile
 from pathlib import Path
@@ -27,7 +32,8 @@ class TuneReporter:
 
     def __init__(self, trial_id: str):
         self.trial_id = trial_id
-        self.where = {"host": socket.gethostname(), "node_id": _node_id()}
+        # pid and niceness: which worker process ran the trial, at what priority (the launch tests check both)
+        self.where = {"host": socket.gethostname(), "node_id": _node_id(), "pid": os.getpid(), "nice": os.nice(0)}
 
     def checkpoint(self) -> dict[str, Any] | None:
         ckpt = tune.get_checkpoint()

@@ -1,8 +1,10 @@
-"""End to end on a local Ray with 2 CPUs: every point lands in SQL, failures and retries included."""
+"""End to end on a local Ray with 2 CPUs: every point lands in SQL, failures and retries included; workers are
+reused across trials and run at nice 0."""
 
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -12,7 +14,8 @@ import sqlalchemy as sa
 from db.queries import diagnostics_frame
 from sweeper.expand import expand
 from sweeper.launch.faults import FAULTS_ENV
-from sweeper.launch.runner import LaunchError, LaunchOptions, launch_study
+from sweeper.launch.runner import LaunchError, LaunchOptions, init_ray, launch_study
+from sweeper.launch.writer_callback import DbWriterCallback
 from tests.launch.study import assert_complete, small_study, stored
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -20,17 +23,31 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def faults_file(tmp_path_factory):
-    """A local Ray (2 CPUs) for this module whose workers read fault instructions from a file."""
+    """A local Ray (2 CPUs), started as sweeper starts one, for this module; its workers read fault instructions
+    from a file."""
     path = tmp_path_factory.mktemp("faults") / "faults.json"
     path.write_text("{}")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {FAULTS_ENV: str(path)}})
+    init_ray(LaunchOptions(ray_init_kwargs={"num_cpus": 2, "runtime_env": {"env_vars": {FAULTS_ENV: str(path)}}}))
     yield path
     ray.shutdown()
 
 
 def options(url: str, tmp_path, **kw) -> LaunchOptions:
     return LaunchOptions(db_url=url, storage=str(tmp_path / "ray"), progress=False, **kw)
+
+
+@pytest.fixture
+def trial_infos(monkeypatch) -> dict[str, list[dict]]:
+    """{trial_id: [the ``info`` of each result]}, as the driver's DB callback received them."""
+    seen: dict[str, list[dict]] = {}
+    on_result = DbWriterCallback.on_trial_result
+
+    def recording(self, iteration, trials, trial, result, **info):
+        seen.setdefault(trial.config["trial"]["trial_id"], []).append(dict(result.get("info", {})))
+        return on_result(self, iteration, trials, trial, result, **info)
+
+    monkeypatch.setattr(DbWriterCallback, "on_trial_result", recording)
+    return seen
 
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -61,6 +78,20 @@ def test_study_lands_completely(backend, request, faults_file, tmp_path):
         launch_study(small_study(epochs=1.0), options(url, tmp_path))
 
 
+def test_one_worker_trains_trial_after_trial_at_nice_0(faults_file, sqlite_url, tmp_path, trial_infos):
+    """One trial at a time: a single reused worker process runs all of them (imports and data paid once), at the
+    driver's priority rather than Ray's default nice 15."""
+    spec = small_study(name="warm-worker")
+    outcome = launch_study(spec, options(sqlite_url, tmp_path, max_concurrent=1))
+    assert outcome.counts == {"completed": 8}
+    assert_complete(spec, stored(sqlite_url, spec.name))
+    assert set(trial_infos) == {t.trial_id for t in expand(spec)}
+    infos = [i for per_trial in trial_infos.values() for i in per_trial]
+    pids = {i["pid"] for i in infos}
+    assert len(pids) == 1 and os.getpid() not in pids, pids
+    assert {i["nice"] for i in infos} == {os.nice(0)} == {0}
+
+
 def test_failing_trial_is_recorded_and_the_others_go_on(faults_file, sqlite_url, tmp_path):
     spec = small_study(name="with-failure")
     bad = expand(spec)[3].trial_id
@@ -88,3 +119,26 @@ def test_killed_worker_is_retried_from_its_checkpoint(faults_file, sqlite_url, t
     rows = stored(sqlite_url, spec.name)
     assert_complete(spec, rows)  # complete and unique despite the retry
     assert [rows[v]["attempts"] for v in victims] == [2, 2]
+    assert all(rows[t.trial_id]["attempts"] == 1 for t in expand(spec)[2:])
+
+
+def test_a_killed_reused_worker_is_replaced(faults_file, sqlite_url, tmp_path, trial_infos):
+    """One trial at a time, so the victims run in a worker that earlier trials warmed up: its SIGKILL costs the
+    victim one retry from its checkpoint (in a new process), and the trials after it still reuse workers."""
+    spec = small_study(name="kill-warm")
+    trials = expand(spec)
+    victims = [trials[2].trial_id, trials[5].trial_id]
+    faults_file.write_text(json.dumps({"kill_once": victims, "dir": str(tmp_path)}))
+    try:
+        outcome = launch_study(spec, options(sqlite_url, tmp_path, max_failures=1, max_concurrent=1))
+    finally:
+        faults_file.write_text("{}")
+    assert outcome.counts == {"completed": 8}
+    rows = stored(sqlite_url, spec.name)
+    assert_complete(spec, rows)
+    assert {t.trial_id: rows[t.trial_id]["attempts"] for t in trials} == {
+        t.trial_id: 2 if t.trial_id in victims else 1 for t in trials}
+    pids = [{i["pid"] for i in trial_infos[t.trial_id]} for t in trials]
+    # the victims' retries report from a new worker; a worker process dies only with a victim
+    assert all(len(pids[i]) == 2 for i in (2, 5)), pids
+    assert len(set().union(*pids)) <= 3, pids

@@ -1,0 +1,121 @@
+"""The driver's DB callback without Ray: one transaction per trial for a start and its first result, starts never
+lost, idempotent writes, and results slimmed once written."""
+
+from __future__ import annotations
+
+import pickle
+import time
+from types import SimpleNamespace
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from db.engine import open_db
+from db.models import Point, Run
+from db.writer import ensure_runs, ensure_study
+from sweeper.expand import expand
+from sweeper.launch.writer_callback import DbWriterCallback
+from tests.launch.study import small_study
+
+
+@pytest.fixture
+def setup(sqlite_url):
+    """(engine, callback, trials as Tune would pass them, commit counter)."""
+    spec = small_study(name="callback")
+    trials = expand(spec)
+    engine = open_db(sqlite_url, create=True)
+    with Session(engine) as session, session.begin():
+        study = ensure_study(session, spec.name, spec.model_dump(mode="json"))
+        run_ids = ensure_runs(session, study, [t.model_dump(mode="json") for t in trials])
+    commits: list[int] = []
+    sa.event.listen(engine, "commit", lambda conn: commits.append(1))
+    fake = [SimpleNamespace(config={"trial": t.model_dump(mode="json")}, error_file=None, trial_id=t.trial_id)
+            for t in trials]
+    yield engine, DbWriterCallback(run_ids, engine), fake, commits
+    engine.dispose()
+
+
+def points(steps):
+    return [{"step": s, "train_loss": 1.0 / (s + 1)} for s in steps]
+
+
+def result(steps, status="running"):
+    return {"points": points(steps), "diagnostics": [], "status": status, "step": steps[-1],
+            "info": {"host": "h", "node_id": "n", "device": "cpu", "pid": 1, "nice": 0}, "time_total_s": 1.5}
+
+
+def run_row(engine, trial):
+    with engine.connect() as conn:
+        return conn.execute(sa.select(Run).where(Run.trial_id == trial.trial_id)).one()
+
+
+def n_points(engine, trial):
+    with engine.connect() as conn:
+        return conn.scalar(sa.select(sa.func.count()).select_from(Point).join(Run)
+                           .where(Run.trial_id == trial.trial_id))
+
+
+def test_start_and_first_result_are_one_transaction(setup):
+    engine, callback, (trial, *_), commits = setup
+    callback.on_trial_start(0, [], trial)
+    assert commits == [] and run_row(engine, trial).status == "pending"
+    last = result([0, 10, 20], status="completed")
+    callback.on_trial_result(0, [], trial, last)
+    assert len(commits) == 1
+    row = run_row(engine, trial)
+    assert (row.status, row.attempts, row.steps_done, row.host) == ("completed", 1, 20, "h")
+    assert row.started_at is not None and row.finished_at is not None and n_points(engine, trial) == 3
+    assert last["points"] == 3 and last["diagnostics"] == 0  # written, so Tune keeps counts only
+    callback.on_trial_complete(0, [], trial)
+    callback.on_experiment_end([])
+    assert len(commits) == 1
+
+
+def test_a_start_without_a_result_is_written_soon(setup):
+    engine, callback, trials, commits = setup
+    callback.start_delay_s = 0.05
+    callback.on_trial_start(0, [], trials[0])
+    callback.on_trial_start(0, [], trials[1])
+    callback.on_step_end(0, [])
+    assert commits == []  # too young
+    time.sleep(0.06)
+    callback.on_step_end(0, [])
+    assert len(commits) == 1  # both starts, one transaction
+    assert [run_row(engine, t).status for t in trials[:2]] == ["running", "running"]
+    callback.on_trial_start(0, [], trials[2])
+    callback.on_experiment_end([])
+    assert run_row(engine, trials[2]).status == "running" and len(commits) == 2
+
+
+def test_attempts_and_retried_points_are_counted_once(setup):
+    engine, callback, (trial, *_), _ = setup
+    callback.on_trial_start(0, [], trial)
+    callback.on_trial_result(0, [], trial, result([0, 10]))
+    callback.on_trial_recover(0, [], trial)  # the worker died; Tune retries from the checkpoint at step 10
+    callback.on_trial_start(0, [], trial)
+    callback.on_trial_start(0, [], trial)  # and once more, before any result (a second failure)
+    callback.on_trial_result(0, [], trial, result([10, 20, 30], status="completed"))
+    row = run_row(engine, trial)
+    assert (row.status, row.attempts, row.steps_done, row.error) == ("completed", 3, 30, None)
+    assert n_points(engine, trial) == 4  # step 10 reported twice, stored once
+
+
+def test_an_error_before_any_result_is_recorded_with_its_start(setup):
+    engine, callback, (trial, *_), commits = setup
+    callback.on_trial_start(0, [], trial)
+    callback.on_trial_error(0, [], trial)
+    row = run_row(engine, trial)
+    assert (row.status, row.attempts) == ("failed", 1) and row.error and len(commits) == 1
+    assert row.started_at is not None and row.finished_at is not None
+
+
+def test_pickled_without_engine_or_pending_starts(setup):
+    engine, callback, (trial, *_), _ = setup
+    callback.on_trial_start(0, [], trial)
+    copy = pickle.loads(pickle.dumps(callback))
+    assert copy.engine is None and copy._starts == {} and copy.run_ids == callback.run_ids
+    with pytest.raises(RuntimeError, match="before bind"):
+        copy.on_trial_result(0, [], trial, result([0]))
+    copy.bind(engine).on_trial_result(0, [], trial, result([0]))
+    assert n_points(engine, trial) == 1
