@@ -107,6 +107,42 @@ def trial_id(content: dict[str, Any]) -> str:
     return "t" + hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
+DEFAULT_MAX_TRIALS = 10_000
+"""The largest study ``sweeper launch`` expands unless ``--max-trials`` allows more."""
+
+
+class TooManyTrials(ValueError):
+    """A study whose grid is larger than allowed; the message is one line with the count and the limit."""
+
+
+def grid_axes(spec: StudySpec) -> dict[str, int]:
+    """The length of each axis of the study's grid (the scaling path counts as one axis: rules × factors)."""
+    sweep = spec.sweep
+    axes = {"scaling": len(spec.scaling.rule) * len(spec.scaling.factors) if spec.scaling else 1}
+    axes |= {k: len(getattr(sweep, k)) for k in ("batch_size", "lr", "weight_decay", "svag_l")}
+    axes |= {k: len(getattr(sweep, k)) for k in ("momentum", "beta1", "beta2", "eps") if getattr(sweep, k) is not None}
+    return axes | {"seeds": len(spec.seeds)}
+
+
+def count_trials(spec: StudySpec) -> int:
+    """How many trials :func:`expand` makes, counted from the axes (nothing is expanded)."""
+    return math.prod(grid_axes(spec).values())
+
+
+def check_trial_count(spec: StudySpec, max_trials: int = DEFAULT_MAX_TRIALS) -> int:
+    """The study's trial count; raises :class:`TooManyTrials` when it exceeds ``max_trials``."""
+    n = count_trials(spec)
+    if n > max_trials:
+        sizes = " × ".join(f"{size} {name}" for name, size in grid_axes(spec).items() if size > 1)
+        raise TooManyTrials(f"the study expands to {_count(n)} trials ({sizes}); the limit is {_count(max_trials)} "
+                            f"(shrink the grid, or raise it with --max-trials)")
+    return n
+
+
+def _count(n: int) -> str:
+    return f"{n:,}".replace(",", " ")
+
+
 def expand(spec: StudySpec) -> list[TrialConfig]:
     """The study's trials in a fixed order: scaling rule, κ, B, η, λ, l, optimizer axes, seed (innermost)."""
     sweep = spec.sweep
@@ -148,6 +184,8 @@ def expand(spec: StudySpec) -> list[TrialConfig]:
                 content | {"trial_id": trial_id(content), "index": len(trials), "study": spec.name}
             )
         )
+    if len({t.trial_id for t in trials}) != len(trials):  # the spec refuses repeated axis values; never reached
+        raise ValueError(f"study {spec.name!r} expands to repeated trials; every axis value must be distinct")
     return trials
 
 
@@ -156,6 +194,6 @@ def find_trial(trials: list[TrialConfig], key: str) -> TrialConfig:
     for trial in trials:
         if trial.trial_id == key:
             return trial
-    if key.isdigit() and int(key) < len(trials):
+    if key.isascii() and key.isdigit() and int(key) < len(trials):
         return trials[int(key)]
     raise KeyError(f"no trial {key!r}: give a trial id from `sweeper launch SPEC --dry-run` or an index 0..{len(trials) - 1}")

@@ -8,11 +8,21 @@ l× as many raw steps to cover one).
 
 from __future__ import annotations
 
+import itertools
+import math
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from sweeper.data import DATA_NAMES, check_cifar_root
 from sweeper.models import MODEL_NAMES
@@ -45,9 +55,96 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-PositiveFloat = Annotated[float, Field(gt=0)]
-PositiveInt = Annotated[int, Field(gt=0)]
-NonNegFloat = Annotated[float, Field(ge=0)]
+# ------------------------------------------------------------------------------------------------ limits
+# Far beyond any legitimate study, low enough that a typo (1e300, 1e-9) is refused before it runs; each message
+# names the limit. README.md, "Spec reference", lists them.
+
+MAX_RAW_STEPS = 10**9
+"""Raw optimizer steps of one trial (10⁹: 11 days at 1 ms a step; fits the databases' 32-bit step columns)."""
+MAX_POINTS = 10**6
+"""Logged points per run (budget / cadence), and evaluations per run of each diagnostic."""
+MAX_TRAJECTORY_SAMPLES = 10**7
+"""Samples of the trajectory diagnostic per run (each a vector of ``projections`` numbers)."""
+MAX_EXAMPLES = 10**8
+"""n_train, n_test, eval_samples, batch sizes."""
+MAX_DIM = 10**6
+"""Input dimension of the synthetic data sets."""
+MAX_DATA_VALUES = 10**10
+"""(n_train + n_test) × dim of a synthetic data set: 40 GB in float32."""
+MAX_WIDTH = 65536
+"""Hidden units (mlp, teacher) and channels of the widest cnn stage."""
+MAX_DEPTH = 1000
+"""Hidden layers of an mlp, stages of a cnn."""
+MAX_RESNET_DEPTH = 2000
+"""PreResNet depth (the deepest in He et al. 2016 is 1202)."""
+MAX_WIDTH_FACTOR = 64.0
+"""Channel multiplier of preresnet / vgg."""
+MAX_RATE = 1e6
+"""Learning rates, weight decays, Adam's eps, schedule multipliers, scaling factors κ, SVAG l."""
+MAX_SEED = 2**31 - 1
+"""Seeds: 0 ≤ seed < 2³¹ (the runs.seed column is a 32-bit integer on PostgreSQL; numpy seeds need < 2³²)."""
+MAX_COUNT = 10**5
+"""Counts inside a diagnostic (iterations, probes, top-k eigenvalues, covariance samples)."""
+MAX_REPORT_SECONDS = 86400.0
+"""How often a trial reports (a day)."""
+CIFAR_TRAIN_SIZE = 50000
+"""n_train of CIFAR-10/100 when ``data.n_train`` is not given (for the step and point counts)."""
+
+
+def _number(v: Any) -> Any:
+    """TOML booleans and strings are not numbers (pydantic would read true as 1 and "0.1" as 0.1)."""
+    if isinstance(v, bool):
+        raise ValueError(f"should be a number, not a boolean (got {str(v).lower()})")
+    if isinstance(v, str):
+        raise ValueError(f"should be a number, not a string (got {v!r}; drop the quotes)")
+    return v
+
+
+def _whole_number(v: Any) -> Any:
+    v = _number(v)
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            raise ValueError(f"should be a finite whole number (got {v})")
+        if not v.is_integer():
+            raise ValueError(f"should be a whole number (got {v:g})")
+        return int(v)
+    return v
+
+
+def _shown(value: Any) -> str:
+    return repr(value) if isinstance(value, (str, float)) else str(value)
+
+
+def _big(n: float) -> str:
+    """A count for a message: 4 000 000, or 1.2e+303 when it is astronomically large."""
+    return f"{n:,.0f}".replace(",", " ") if n < 1e15 else f"{n:.3g}"
+
+
+def _check_axis(loc: str, values: list[Any]) -> None:
+    """An axis is a non-empty set of values: no empty list, no value twice."""
+    if not values:
+        raise _FieldProblem(loc, "empty list (give at least one value)")
+    first: dict[Any, int] = {}
+    for i, value in enumerate(values):
+        if value in first:
+            raise _FieldProblem(loc, f"{_shown(value)} is given twice, at [{first[value]}] and [{i}] "
+                                     f"(list each value once)")
+        first[value] = i
+
+
+Float = Annotated[float, BeforeValidator(_number), Field(allow_inf_nan=False)]
+"""A finite float; booleans and strings refused."""
+Int = Annotated[int, BeforeValidator(_whole_number)]
+"""An int (a whole float such as 1e4 is read as one); booleans, strings, inf and NaN refused."""
+PositiveFloat = Annotated[Float, Field(gt=0)]
+PositiveInt = Annotated[Int, Field(gt=0)]
+NonNegFloat = Annotated[Float, Field(ge=0)]
+Rate = Annotated[Float, Field(gt=0, le=MAX_RATE)]
+NonNegRate = Annotated[Float, Field(ge=0, le=MAX_RATE)]
+Examples = Annotated[Int, Field(gt=0, le=MAX_EXAMPLES)]
+Seed = Annotated[Int, Field(ge=0, le=MAX_SEED)]
+Count = Annotated[Int, Field(gt=0, le=MAX_COUNT)]
+Beta = Annotated[Float, Field(ge=0, lt=1)]
 Norm = Literal["bn", "gn", "none"]
 
 
@@ -58,12 +155,12 @@ class LinregData(_Strict):
     """Linear regression, x ~ N(0, diag(h)), h geometric from 1 to 1/condition; y = x·w* + noise·ε."""
 
     name: Literal["linreg"]
-    n_train: PositiveInt = 16384
-    dim: PositiveInt = 16
-    condition: Annotated[float, Field(ge=1)] = 10.0
+    n_train: Examples = 16384
+    dim: Annotated[Int, Field(gt=0, le=MAX_DIM)] = 16
+    condition: Annotated[Float, Field(ge=1)] = 10.0
     noise: NonNegFloat = 1.0
-    n_test: PositiveInt = 4096
-    seed: int = 0
+    n_test: Examples = 4096
+    seed: Seed = 0
     hetero: NonNegFloat = 0.0
     """Label noise growing along u = 1/√d: noise(x)² = noise²(1 + hetero·(uᵀx)²); > 0 makes the gradient noise
     not commute with H (a known non-equilibrium case)."""
@@ -73,22 +170,22 @@ class TeacherData(_Strict):
     """Teacher–student classification: labels from a random one-hidden-layer ReLU network."""
 
     name: Literal["teacher"]
-    n_train: PositiveInt = 8192
-    n_test: PositiveInt = 2048
-    dim: PositiveInt = 32
-    classes: Annotated[int, Field(ge=2)] = 10
-    teacher_width: PositiveInt = 64
-    label_noise: Annotated[float, Field(ge=0, le=1)] = 0.0
-    seed: int = 0
+    n_train: Examples = 8192
+    n_test: Examples = 2048
+    dim: Annotated[Int, Field(gt=0, le=MAX_DIM)] = 32
+    classes: Annotated[Int, Field(ge=2, le=MAX_COUNT)] = 10
+    teacher_width: Annotated[Int, Field(gt=0, le=MAX_WIDTH)] = 64
+    label_noise: Annotated[Float, Field(ge=0, le=1)] = 0.0
+    seed: Seed = 0
 
 
 class Mnist1dData(_Strict):
     """MNIST-1D generated by the ``mnist1d`` package (no download)."""
 
     name: Literal["mnist1d"]
-    n_train: PositiveInt = 4000
-    n_test: PositiveInt = 1000
-    seed: int = 42
+    n_train: Examples = 4000
+    n_test: Examples = 1000
+    seed: Seed = 42
 
 
 class CifarData(_Strict):
@@ -97,7 +194,7 @@ class CifarData(_Strict):
     name: Literal["cifar10", "cifar100"]
     root: str
     augment: bool = True
-    n_train: PositiveInt | None = None
+    n_train: Examples | None = None
 
     @model_validator(mode="after")
     def _root_has_batches(self) -> CifarData:
@@ -131,22 +228,31 @@ class LinearModel(_Strict):
 
 class MlpModel(_ModelBase):
     name: Literal["mlp"]
-    width: PositiveInt = 256
-    depth: PositiveInt = 2
+    width: Annotated[Int, Field(gt=0, le=MAX_WIDTH)] = 256
+    depth: Annotated[Int, Field(gt=0, le=MAX_DEPTH)] = 2
     norm: Norm = "none"
 
 
 class CnnModel(_ModelBase):
     name: Literal["cnn"]
-    width: PositiveInt = 32
-    depth: PositiveInt = 3
+    width: Annotated[Int, Field(gt=0, le=MAX_WIDTH)] = 32
+    depth: Annotated[Int, Field(gt=0, le=MAX_DEPTH)] = 3
     norm: Norm = "none"
+
+    @model_validator(mode="after")
+    def _widest_stage(self) -> CnnModel:
+        widest = self.width * 2 ** (self.depth - 1)
+        if widest > MAX_WIDTH:
+            raise _FieldProblem("model.depth", f"the last of {self.depth} stages would have {widest:.3g} channels "
+                                               f"(width × 2^(depth-1)); the limit is {MAX_WIDTH} (fewer stages or a "
+                                               f"smaller width)")
+        return self
 
 
 class PreResNetModel(_ModelBase):
     name: Literal["preresnet"]
-    depth: int = 32
-    width: PositiveFloat = 1.0
+    depth: Annotated[Int, Field(le=MAX_RESNET_DEPTH)] = 32
+    width: Annotated[Float, Field(gt=0, le=MAX_WIDTH_FACTOR)] = 1.0
     norm: Norm = "bn"
 
     @field_validator("depth")
@@ -160,7 +266,7 @@ class PreResNetModel(_ModelBase):
 class VggModel(_ModelBase):
     name: Literal["vgg"]
     depth: Literal[11, 16] = 16
-    width: PositiveFloat = 1.0
+    width: Annotated[Float, Field(gt=0, le=MAX_WIDTH_FACTOR)] = 1.0
     norm: Norm = "bn"
 
 
@@ -174,7 +280,7 @@ ModelSpec = Annotated[
 
 class SgdOptimizer(_Strict):
     name: Literal["sgd"]
-    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    momentum: Beta = 0.0
     nesterov: bool = False
     decoupled_weight_decay: bool = False
     sampling: Literal["replacement", "shuffle"] = "replacement"
@@ -188,17 +294,17 @@ class SgdOptimizer(_Strict):
 
 class AdamOptimizer(_Strict):
     name: Literal["adam"]
-    beta1: Annotated[float, Field(ge=0, lt=1)] = 0.9
-    beta2: Annotated[float, Field(ge=0, lt=1)] = 0.999
-    eps: PositiveFloat = 1e-8
+    beta1: Beta = 0.9
+    beta2: Beta = 0.999
+    eps: Rate = 1e-8
     decoupled_weight_decay: bool = False
     sampling: Literal["replacement", "shuffle"] = "replacement"
 
 
 class RmspropOptimizer(_Strict):
     name: Literal["rmsprop"]
-    beta2: Annotated[float, Field(ge=0, lt=1)] = 0.999
-    eps: PositiveFloat = 1e-8
+    beta2: Beta = 0.999
+    eps: Rate = 1e-8
     decoupled_weight_decay: bool = False
     sampling: Literal["replacement", "shuffle"] = "replacement"
 
@@ -217,22 +323,22 @@ def _as_list(v: Any) -> Any:
 class SweepSpec(_Strict):
     """The grid: every list is an axis (a scalar is a one-value axis)."""
 
-    batch_size: list[PositiveInt] = [128]
-    lr: list[PositiveFloat] = [0.1]
-    weight_decay: list[NonNegFloat] = [0.0]
-    svag_l: list[Annotated[float, Field(ge=1)]] = [1.0]
-    momentum: list[Annotated[float, Field(ge=0, lt=1)]] | None = None
-    beta1: list[Annotated[float, Field(ge=0, lt=1)]] | None = None
-    beta2: list[Annotated[float, Field(ge=0, lt=1)]] | None = None
-    eps: list[PositiveFloat] | None = None
+    batch_size: list[Examples] = [128]
+    lr: list[Rate] = [0.1]
+    weight_decay: list[NonNegRate] = [0.0]
+    svag_l: list[Annotated[Float, Field(ge=1, le=MAX_RATE)]] = [1.0]
+    momentum: list[Beta] | None = None
+    beta1: list[Beta] | None = None
+    beta2: list[Beta] | None = None
+    eps: list[Rate] | None = None
 
     _lists = field_validator("*", mode="before")(classmethod(lambda cls, v: None if v is None else _as_list(v)))
 
     @model_validator(mode="after")
-    def _no_empty_axis(self) -> SweepSpec:
+    def _axes_are_sets(self) -> SweepSpec:
         for key, values in self:
-            if values is not None and len(values) == 0:
-                raise ValueError(f"{key} is an empty list; give at least one value")
+            if values is not None:
+                _check_axis(f"sweep.{key}", values)
         return self
 
 
@@ -240,9 +346,15 @@ class ScalingSpec(_Strict):
     """A path along a scaling rule, crossed with the other axes: B and η (and β, ε) scaled from the sweep values."""
 
     rule: list[Literal["linear", "sqrt"]]
-    factors: list[PositiveFloat]
+    factors: list[Rate]
 
     _rule_list = field_validator("rule", "factors", mode="before")(classmethod(lambda cls, v: _as_list(v)))
+
+    @model_validator(mode="after")
+    def _axes_are_sets(self) -> ScalingSpec:
+        _check_axis("scaling.rule", self.rule)
+        _check_axis("scaling.factors", self.factors)
+        return self
 
 
 # --------------------------------------------------------------------------------------------- schedules
@@ -258,10 +370,10 @@ class ScheduleSpec(_Strict):
 
     kind: Literal["constant", "multistep", "piecewise", "cosine"] = "constant"
     milestones: list[PositiveFloat] = []
-    gamma: PositiveFloat = 0.1
+    gamma: Rate = 0.1
     at: list[PositiveFloat] = []
-    values: list[NonNegFloat] = []
-    min_factor: NonNegFloat = 0.0
+    values: list[NonNegRate] = []
+    min_factor: NonNegRate = 0.0
     warmup_epochs: NonNegFloat = 0.0
 
     @model_validator(mode="after")
@@ -286,7 +398,7 @@ class BudgetSpec(_Strict):
     """Training length in SGD-equivalent units: exactly one of epochs, steps, sde_time."""
 
     epochs: PositiveFloat | None = None
-    steps: PositiveInt | None = None
+    steps: Annotated[Int, Field(gt=0, le=MAX_RAW_STEPS)] | None = None
     sde_time: PositiveFloat | None = None
 
     @model_validator(mode="after")
@@ -301,12 +413,12 @@ class LogSpec(_Strict):
     """Trajectory cadence: a point every ``every_epochs`` (or ``every_steps`` SGD-equivalent steps)."""
 
     every_epochs: PositiveFloat | None = None
-    every_steps: PositiveInt | None = None
-    eval_samples: Annotated[int, Field(ge=0)] = 10000
+    every_steps: Annotated[Int, Field(gt=0, le=MAX_RAW_STEPS)] | None = None
+    eval_samples: Annotated[Int, Field(ge=0, le=MAX_EXAMPLES)] = 10000
     """Cap on the train/test examples evaluated at each point (0 = all)."""
-    measure_every: PositiveInt = 8
+    measure_every: Annotated[Int, Field(gt=0, le=MAX_RAW_STEPS)] = 8
     """Raw steps between samples of grad_norm and angular_update (and always the step before a point)."""
-    report_seconds: PositiveFloat = 5.0
+    report_seconds: Annotated[Float, Field(gt=0, le=MAX_REPORT_SECONDS)] = 5.0
     """How often a trial sends its buffered points (and a checkpoint) to the reporter."""
 
     @model_validator(mode="after")
@@ -321,7 +433,7 @@ class NoiseDiagnostic(_Strict):
 
     every_epochs: PositiveFloat | None = None
     """Cadence; default: auto (see ``DiagnosticsSpec.budget``)."""
-    batches: PositiveInt | None = None
+    batches: Count | None = None
     """m; default max(200, 12800 // B)."""
 
 
@@ -329,8 +441,8 @@ class CovarianceDiagnostic(_Strict):
     """Spectrum of the per-example gradient covariance D (THEORY.md §5, §9), eval-mode per-example gradients."""
 
     every_epochs: PositiveFloat | None = None
-    samples: Annotated[int, Field(ge=2)] = 512
-    top_k: PositiveInt = 32
+    samples: Annotated[Int, Field(ge=2, le=MAX_COUNT)] = 512
+    top_k: Count = 32
     full_dataset: bool = False
     """Use every training example (models with at most 20 000 parameters), as Chaudhari & Soatto did."""
 
@@ -339,23 +451,23 @@ class SharpnessDiagnostic(_Strict):
     """Top Hessian eigenvalue (power iteration on Hessian-vector products) on one fixed batch, eval mode."""
 
     every_epochs: PositiveFloat | None = None
-    batch_size: PositiveInt = 256
-    tolerance: PositiveFloat = 1e-3
+    batch_size: Examples = 256
+    tolerance: Annotated[Float, Field(gt=0, le=1)] = 1e-3
     """Relative change of the eigenvalue estimate between power iterations at which it stops."""
-    max_iterations: PositiveInt = 50
-    trace_samples: Annotated[int, Field(ge=0)] = 0
+    max_iterations: Count = 50
+    trace_samples: Annotated[Int, Field(ge=0, le=MAX_COUNT)] = 0
     """Hutchinson probes for the Hessian trace (0 = no trace)."""
 
 
 class TrajectoryDiagnostic(_Strict):
     """Weights projected on K fixed random directions every ``every_steps`` raw steps inside the window."""
 
-    projections: Annotated[int, Field(ge=2)] = 16
-    every_steps: PositiveInt = 1
+    projections: Annotated[Int, Field(ge=2, le=1024)] = 16
+    every_steps: Annotated[Int, Field(gt=0, le=MAX_RAW_STEPS)] = 1
     start_epoch: NonNegFloat = 0.0
     end_epoch: PositiveFloat | None = None
     """End of the window (default: end of the run)."""
-    seed: int = 0
+    seed: Seed = 0
 
 
 class DiagnosticsSpec(_Strict):
@@ -365,7 +477,7 @@ class DiagnosticsSpec(_Strict):
     (in example gradients) within ``budget`` × the run's training cost, and always at the end of the run.
     """
 
-    budget: Annotated[float, Field(gt=0, le=1)] = 0.02
+    budget: Annotated[Float, Field(gt=0, le=1)] = 0.02
 
     noise: NoiseDiagnostic | None = None
     online_noise: bool = False
@@ -378,7 +490,7 @@ class DiagnosticsSpec(_Strict):
 
 class StudySpec(_Strict):
     name: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
-    seeds: list[int] = [0]
+    seeds: list[Seed] = [0]
     data: DataSpec
     model: ModelSpec
     optimizer: OptimizerSpec
@@ -392,6 +504,12 @@ class StudySpec(_Strict):
     precision: Literal["float32", "float64"] = "float32"
 
     _seed_list = field_validator("seeds", mode="before")(classmethod(lambda cls, v: _as_list(v)))
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds_are_a_set(cls, v: list[int]) -> list[int]:
+        _check_axis("seeds", v)
+        return v
 
     @model_validator(mode="after")
     def _cross_checks(self) -> StudySpec:
@@ -443,6 +561,95 @@ def _check_cross_fields(spec: StudySpec) -> None:
         raise _FieldProblem("budget.sde_time", "needs a constant lr schedule; give epochs or steps instead")
     if spec.model.name == "linear" and spec.data.name == "linreg" and spec.model.bias:
         raise _FieldProblem("model.bias", "linreg has no intercept; the closed-form test loss needs bias = false")
+    _check_sizes(spec)
+
+
+def _train_size(spec: StudySpec) -> int:
+    n = _n_train(spec)
+    return CIFAR_TRAIN_SIZE if n is None else n
+
+
+def _grid_corners(spec: StudySpec) -> list[tuple[int, float, float]]:
+    """(batch size, SGD-equivalent learning rate, raw steps per SGD-equivalent step) at the corners of the grid.
+
+    Step, point and sample counts are products of powers of B, η, κ and l, so over the grid each is largest at a
+    corner: the smallest and the largest value of each axis (and the largest l) are enough.
+    """
+    sweep = spec.sweep
+
+    def ends(values: list[Any]) -> list[Any]:
+        return sorted({min(values), max(values)})
+
+    path = ([(rule, k) for rule in spec.scaling.rule for k in ends(spec.scaling.factors)] if spec.scaling
+            else [(None, 1.0)])
+    multiplier = step_multiplier(spec.optimizer.name, max(sweep.svag_l))
+    corners = []
+    for (rule, k), b, lr in itertools.product(path, ends(sweep.batch_size), ends(sweep.lr)):
+        factor = 1.0 if rule is None else (k if rule == "linear" else math.sqrt(k))
+        corners.append((max(1, round(b * k)), lr * factor, multiplier))
+    return corners
+
+
+def _sgd_steps(spec: StudySpec, n_train: int, batch_size: int, lr: float) -> float:
+    """SGD-equivalent steps of a trial, as :func:`sweeper.train.clock.make_clock` counts them (before rounding)."""
+    budget = spec.budget
+    if budget.epochs is not None:
+        return budget.epochs * n_train / batch_size
+    if budget.steps is not None:
+        return float(budget.steps)
+    per_step = lr**2 if is_adaptive(spec.optimizer.name) else lr
+    return budget.sde_time / per_step if per_step > 0 else math.inf
+
+
+def _check_sizes(spec: StudySpec) -> None:
+    """Refuse a study whose trials would run or log absurdly much (the limits at the top of this module)."""
+    data = spec.data
+    if data.name in ("linreg", "teacher") and (data.n_train + data.n_test) * data.dim > MAX_DATA_VALUES:
+        raise _FieldProblem("data.dim", f"(n_train + n_test) × dim = {_big((data.n_train + data.n_test) * data.dim)} "
+                                        f"numbers; the limit is {_big(MAX_DATA_VALUES)} (fewer examples or dimensions)")
+    n = _train_size(spec)
+    budget_key = next(k for k, v in spec.budget if v is not None)
+    log = spec.log
+    raw = points = epochs = raw_per_epoch = 0.0
+    worst_b = 0
+    for b, lr, m in _grid_corners(spec):
+        sgd = _sgd_steps(spec, n, b, lr)
+        if sgd * m > raw:
+            raw, worst_b = sgd * m, b
+        epochs = max(epochs, sgd * b / n)
+        raw_per_epoch = max(raw_per_epoch, n / b * m)
+        if log.every_epochs is not None:
+            points = max(points, sgd * b / n / log.every_epochs)
+        elif log.every_steps is not None:
+            points = max(points, sgd / log.every_steps)
+    if raw > MAX_RAW_STEPS:
+        raise _FieldProblem(f"budget.{budget_key}",
+                            f"a trial would take {_big(raw)} raw steps (batch size {worst_b}, svag_l "
+                            f"{max(spec.sweep.svag_l):g}); the limit is {_big(MAX_RAW_STEPS)} (a shorter budget)")
+    if points + 1 > MAX_POINTS:
+        key = "every_epochs" if spec.log.every_epochs is not None else "every_steps"
+        cadence = getattr(spec.log, key)
+        finest = epochs / MAX_POINTS if key == "every_epochs" else raw / MAX_POINTS
+        raise _FieldProblem(f"log.{key}", f"{_shown(cadence)} asks for {_big(points + 1)} points per run; the limit "
+                                          f"is {_big(MAX_POINTS)} (a coarser cadence, {key} ≥ {finest:.3g})")
+    for kind in ("noise", "covariance", "sharpness"):
+        diag = getattr(spec.diagnostics, kind)
+        if diag is not None and diag.every_epochs is not None and epochs / diag.every_epochs + 1 > MAX_POINTS:
+            raise _FieldProblem(f"diagnostics.{kind}.every_epochs",
+                                f"{_shown(diag.every_epochs)} asks for {_big(epochs / diag.every_epochs + 1)} "
+                                f"evaluations per run; the limit is {_big(MAX_POINTS)} (every_epochs ≥ "
+                                f"{epochs / MAX_POINTS:.3g})")
+    traj = spec.diagnostics.trajectory
+    if traj is not None:
+        window = raw
+        if traj.end_epoch is not None:
+            window = min(raw, max(traj.end_epoch - traj.start_epoch, 0.0) * raw_per_epoch)
+        samples = window / traj.every_steps + 1
+        if samples > MAX_TRAJECTORY_SAMPLES:
+            raise _FieldProblem("diagnostics.trajectory.every_steps",
+                                f"{traj.every_steps} asks for {_big(samples)} samples per run; the limit is "
+                                f"{_big(MAX_TRAJECTORY_SAMPLES)} (every_steps ≥ "
+                                f"{math.ceil(window / MAX_TRAJECTORY_SAMPLES)}, or a shorter window)")
 
 
 def _axis_values(spec: StudySpec, key: str) -> list[float]:
@@ -514,14 +721,39 @@ def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> Stud
     """Read and validate a TOML study file; ``overrides`` (dotted keys) replace values from the file."""
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(_read_spec_text(path))
     except FileNotFoundError:
         raise SpecError([f"spec: file not found: {path}"]) from None
+    except UnicodeDecodeError as exc:
+        raise SpecError([f"spec: {path} is not a text file (not UTF-8 at byte {exc.start}); give a TOML study "
+                         f"file"]) from None
     except tomllib.TOMLDecodeError as exc:
-        raise SpecError([f"spec: {path} is not valid TOML: {exc}"]) from None
+        raise SpecError([f"spec: {path} is not valid TOML: {str(exc).splitlines()[0] if str(exc) else exc}"]) \
+            from None
+    except RecursionError:
+        raise SpecError([f"spec: {path} is nested too deeply to be a study file"]) from None
+    except OSError as exc:
+        raise SpecError([f"spec: cannot read {path}: {exc.strerror or exc}"]) from None
     for dotted, value in (overrides or {}).items():
         _set_dotted(raw, dotted, value)
     return parse_spec(raw)
+
+
+MAX_SPEC_BYTES = 64 * 2**20
+
+
+def _read_spec_text(path: Path) -> str:
+    """The text of a study file (a regular file or a pipe); a directory, a device or a huge file is refused."""
+    if path.is_dir():
+        raise SpecError([f"spec: {path} is a directory; give the study file (TOML) inside it"])
+    if path.exists() and not (path.is_file() or path.is_fifo()):
+        raise SpecError([f"spec: {path} is not a regular file; give a TOML study file"])
+    with open(path, "rb") as f:
+        blob = f.read(MAX_SPEC_BYTES + 1)
+    if len(blob) > MAX_SPEC_BYTES:
+        raise SpecError([f"spec: {path} is larger than {MAX_SPEC_BYTES // 2**20} MiB; a study file is a short TOML "
+                         f"text"])
+    return blob.decode("utf-8")
 
 
 def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:

@@ -2,7 +2,9 @@
 
 import math
 
-from sweeper.expand import expand, find_trial
+import pytest
+
+from sweeper.expand import TooManyTrials, check_trial_count, count_trials, expand, find_trial
 from tests.helpers import make_spec
 
 
@@ -68,3 +70,30 @@ def test_find_trial_by_id_or_index():
         assert "index 0..1" in exc.args[0]
     else:
         raise AssertionError("unknown trial accepted")
+
+
+def test_count_trials_matches_expand_without_expanding():
+    specs = [
+        make_spec(sweep={"batch_size": [8, 16], "lr": [0.1, 0.2], "svag_l": [1, 4]}, seeds=[0, 1, 2]),
+        make_spec(optimizer={"name": "adam"}, sweep={"lr": [1e-3], "beta2": [0.99, 0.999]},
+                  scaling={"rule": ["sqrt", "linear"], "factors": [1, 2, 4]}),
+        make_spec(sweep={"momentum": [0.0, 0.5, 0.9], "weight_decay": [0, 1e-4]}),
+    ]
+    for spec in specs:
+        assert count_trials(spec) == len(expand(spec)) == check_trial_count(spec)
+
+
+def test_a_grid_over_the_limit_is_refused_from_its_axes():
+    axes = {"lr": [0.001 * (i + 1) for i in range(100)], "weight_decay": [1e-5 * i for i in range(100)]}
+    spec = make_spec(sweep=axes, seeds=list(range(400)))
+    with pytest.raises(TooManyTrials) as info:
+        check_trial_count(spec)  # would be 4 million TrialConfigs if expanded
+    assert str(info.value) == ("the study expands to 4 000 000 trials (100 lr × 100 weight_decay × 400 seeds); the "
+                               "limit is 10 000 (shrink the grid, or raise it with --max-trials)")
+    assert check_trial_count(spec, max_trials=4_000_000) == 4_000_000
+
+
+def test_find_trial_takes_only_ascii_indices():
+    trials = expand(make_spec())
+    with pytest.raises(KeyError):
+        find_trial(trials, "²")  # str.isdigit() is true for it, int() is not
