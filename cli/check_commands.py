@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from cli.options import DbOption, JsonOption
-from cli.output import fail, print_json
+from cli.output import fail, prepare_output_dir, print_json
 from cli.results_commands import engine_or_exit
 from cli.tables import print_rows
 
@@ -47,6 +48,8 @@ def check(
         fail(f"unknown check {name!r}; valid: {', '.join(registry.MODULES)}, all")
     if name == "all" and (metric or tolerance is not None):
         fail("--metric and --tolerance apply to one check, not to `all`")
+    if tolerance is not None and not (math.isfinite(tolerance) and tolerance > 0):
+        fail(f"--tolerance: must be a finite number > 0 (got {tolerance:g})")
     engine = engine_or_exit(db)
     data = _load(engine, study)
     verdicts = [registry.run_check(n, data, metric, tolerance) for n in names]
@@ -75,7 +78,11 @@ def report(
 
     engine = engine_or_exit(db)
     data = _load(engine, study)
+    prepare_output_dir("-o", out)
     verdicts = registry.run_all(data)
     figures = {v.check: registry.figure(v.check, data, v) for v in verdicts}
-    index = write_report(data, verdicts, out, {k: f for k, f in figures.items() if f is not None})
+    try:
+        index = write_report(data, verdicts, out, {k: f for k, f in figures.items() if f is not None})
+    except OSError as exc:
+        fail(f"-o: cannot write the report into {out}: {exc.strerror or type(exc).__name__}")
     typer.echo(f"{index}")

@@ -12,13 +12,23 @@ from cli.output import fail, print_json
 app = typer.Typer(no_args_is_help=True)
 
 
+def _url(db: str | None):
+    """The parsed database URL, or exit 2 with one line naming the supported schemes."""
+    from db.engine import DatabaseURLError, resolve_url
+
+    try:
+        return resolve_url(db)
+    except DatabaseURLError as exc:
+        fail(str(exc))
+
+
 @app.command()
 def upgrade(db: Optional[str] = DbOption) -> None:
     """Create the database or migrate it to this version's schema (safe to repeat)."""
     from db import migrate
-    from db.engine import redact, resolve_url
+    from db.engine import redact
 
-    url = resolve_url(db)
+    url = _url(db)
     try:
         before = migrate.current(url)
         migrate.upgrade(url)
@@ -31,13 +41,14 @@ def upgrade(db: Optional[str] = DbOption) -> None:
 def current(db: Optional[str] = DbOption, json_out: bool = JsonOption) -> None:
     """Print the database's revision and this code's head revision."""
     from db import migrate
-    from db.engine import redact, resolve_url
+    from db.engine import redact
 
-    url = resolve_url(db)
+    url = _url(db)
     try:
         rev = migrate.current(url)
     except Exception as exc:
-        fail(f"cannot read {redact(url)}: {type(exc).__name__}")
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        fail(f"cannot read {redact(url)}: {type(exc).__name__}" + (f": {detail[0]}" if detail else ""))
     head = migrate.head()
     if json_out:
         print_json({"database": redact(url), "current": rev, "head": head, "up_to_date": rev == head})

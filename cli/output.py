@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
+from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
@@ -35,3 +37,15 @@ def database_problem(exc: Exception) -> str:
     """One line for a database that cannot be reached (driver messages carry no password)."""
     first = str(getattr(exc, "orig", exc)).strip().splitlines()
     return f"cannot use the database: {first[0] if first else type(exc).__name__}"
+
+
+def prepare_output_dir(flag: str, out: Path) -> None:
+    """Create the output folder ``out`` (and its parents), or exit 2 with one line saying why it cannot be."""
+    if out.exists() and not out.is_dir():
+        fail(f"{flag}: {out} exists and is not a folder (give a folder to write into)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"{flag}: cannot create the folder {out}: {exc.strerror or type(exc).__name__}")
+    if not os.access(out, os.W_OK | os.X_OK):
+        fail(f"{flag}: cannot write into {out}: permission denied")

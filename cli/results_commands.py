@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 from typing import Optional
@@ -9,7 +10,7 @@ from typing import Optional
 import typer
 
 from cli.options import DbOption, JsonOption
-from cli.output import database_problem, fail, print_json
+from cli.output import database_problem, fail, prepare_output_dir, print_json
 from cli.tables import print_rows
 
 RUN_SUMMARY = ["run_id", "trial_id", "status", "optimizer", "batch_size", "lr", "weight_decay", "svag_l", "seed",
@@ -24,7 +25,7 @@ def register(app: typer.Typer) -> None:
 
 
 def engine_or_exit(db: str | None):
-    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import DBAPIError
 
     from db.engine import open_db
     from db.errors import SweeperDBError
@@ -33,7 +34,7 @@ def engine_or_exit(db: str | None):
         return open_db(db)
     except SweeperDBError as exc:
         fail(str(exc))
-    except OperationalError as exc:
+    except DBAPIError as exc:  # unreachable server, bad credentials, a file that is not a database, ...
         fail(database_problem(exc))
 
 
@@ -74,8 +75,10 @@ def runs(
 
     try:
         frame = runs_with_final(engine_or_exit(db), study, where=where)
-    except (SweeperDBError, WhereError) as exc:
+    except SweeperDBError as exc:
         fail(str(exc))
+    except WhereError as exc:
+        fail(f"--where: {exc}")
     rows = _records(frame.drop(columns=["config"]))
     if json_out:
         print_json(rows)
@@ -94,8 +97,11 @@ def show(
     from db.queries import get_run, points_frame
 
     engine = engine_or_exit(db)
+    run_id = int(run) if run.isascii() and run.isdigit() else None
+    if run_id is not None and run_id >= 2**63:
+        fail(f"no run with id {run} (run ids are below 2**63; `sweeper runs STUDY` lists them)")
     try:
-        found = get_run(engine, int(run) if run.isdigit() else run, study)
+        found = get_run(engine, run if run_id is None else run_id, study)
     except SweeperDBError as exc:
         fail(str(exc))
     info = found.as_dict()
@@ -125,19 +131,23 @@ def export(
     if fmt not in ("csv", "parquet"):
         fail(f"--format: {fmt!r} is not one of csv, parquet")
     engine = engine_or_exit(db)
+    if out.exists() and not out.is_dir():
+        fail(f"-o: {out} exists and is not a folder (give a folder to write into)")
     try:
         frames = {"runs": runs_frame(engine, study), "points": points_frame(engine, study)}
     except SweeperDBError as exc:
         fail(str(exc))
-    out.mkdir(parents=True, exist_ok=True)
+    if fmt == "parquet" and not any(importlib.util.find_spec(m) for m in ("pyarrow", "fastparquet")):
+        fail("--format parquet needs pyarrow: pip install pyarrow")
+    prepare_output_dir("-o", out)
     frames["runs"]["config"] = frames["runs"]["config"].map(json.dumps)
     for name, frame in frames.items():
         path = out / f"{name}.{fmt}"
-        if fmt == "csv":
-            frame.to_csv(path, index=False)
-        else:
-            try:
+        try:
+            if fmt == "csv":
+                frame.to_csv(path, index=False)
+            else:
                 frame.to_parquet(path, index=False)
-            except ImportError:
-                fail("--format parquet needs pyarrow: pip install pyarrow")
+        except OSError as exc:
+            fail(f"-o: cannot write {path}: {exc.strerror or type(exc).__name__}")
         typer.echo(f"{path}: {len(frame)} rows")

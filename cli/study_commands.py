@@ -7,17 +7,65 @@ from typing import Optional
 
 import typer
 
-from cli.options import DbOption, JsonOption
+from cli.options import DbOption, JsonOption, MaxTrialsOption
 from cli.output import database_problem, fail, print_json
-from sweeper.expand import expand, find_trial
+from sweeper.expand import TooManyTrials, check_trial_count, expand, find_trial
 from sweeper.spec import SpecError, StudySpec, load_spec
 
 
-def read_spec(path: Path) -> StudySpec:
+def read_spec(path: Path, max_trials: int | None = None) -> StudySpec:
+    """The validated spec at ``path``; with ``max_trials``, also refused when its grid is larger (counted from the
+    axes, before anything is expanded). Exits 2 with one line per problem."""
     try:
-        return load_spec(path)
+        spec = load_spec(path)
+        if max_trials is not None:
+            check_trial_count(spec, max_trials)
+        return spec
     except SpecError as exc:
         fail(*exc.lines)
+    except TooManyTrials as exc:
+        fail(f"sweep: {exc}")
+
+
+def check_run_options(cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0, max_concurrent: int | None = None,
+                      max_failures: int = 0, max_trials: int = 1) -> None:
+    """Refuse impossible resource options in one line (exit 2), before anything is read, expanded or written."""
+    import math
+
+    for flag, value in (("--cpus-per-trial", cpus_per_trial), ("--gpus-per-trial", gpus_per_trial)):
+        if not math.isfinite(value) or value < 0:
+            fail(f"{flag}: must be a finite number ≥ 0 (got {value:g})")
+    if gpus_per_trial > 1 and not gpus_per_trial.is_integer():
+        fail(f"--gpus-per-trial: above 1 it must be a whole number of GPUs (got {gpus_per_trial:g})")
+    if max_concurrent is not None and max_concurrent < 1:
+        fail(f"--max-concurrent: must be ≥ 1 (got {max_concurrent})")
+    if max_failures < 0:
+        fail(f"--max-failures: must be ≥ 0 (got {max_failures})")
+    if max_trials < 1:
+        fail(f"--max-trials: must be ≥ 1 (got {max_trials})")
+
+
+def _check_storage(storage: str) -> None:
+    """A local ``--storage`` folder must exist or be creatable (a URI such as s3://… is left to Ray)."""
+    if "://" in storage:
+        return
+    path = Path(storage).expanduser()
+    if path.exists() and not path.is_dir():
+        fail(f"--storage: {path} exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"--storage: cannot create the folder {path}: {exc.strerror or type(exc).__name__}")
+
+
+def _check_db_url(db: str | None) -> None:
+    """A database URL sweeper can use (SQLite or PostgreSQL), checked before anything else is done."""
+    from db.engine import DatabaseURLError, resolve_url
+
+    try:
+        resolve_url(db)
+    except DatabaseURLError as exc:
+        fail(str(exc))
 
 
 def register(app: typer.Typer) -> None:
@@ -28,7 +76,7 @@ def register(app: typer.Typer) -> None:
 
 def _execute(run, target, json_out: bool, **option_fields) -> None:
     """Run ``launch_study``/``resume_study`` on ``target`` and report; one-line errors for bad input."""
-    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import DBAPIError
 
     from db.errors import SweeperDBError
     from sweeper.launch.runner import LaunchError, LaunchOptions
@@ -37,7 +85,9 @@ def _execute(run, target, json_out: bool, **option_fields) -> None:
         outcome = run(target, LaunchOptions(progress=not json_out, **option_fields))
     except (LaunchError, SweeperDBError) as exc:
         fail(str(exc))
-    except OperationalError as exc:
+    except SpecError as exc:  # a stored spec that this version refuses (resume)
+        fail(*exc.lines)
+    except DBAPIError as exc:
         fail(database_problem(exc))
     _outcome(outcome, json_out)
 
@@ -67,10 +117,16 @@ def launch(
     storage: Optional[str] = typer.Option(None, "--storage",
                                           help="Ray Tune storage for checkpoints (shared by all nodes)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the expanded trials and exit."),
+    max_trials: int = MaxTrialsOption,
     json_out: bool = JsonOption,
 ) -> None:
     """Launch a study on Ray Tune; every point lands in the database. Exit 1 if a trial failed."""
-    study = read_spec(spec)
+    check_run_options(cpus_per_trial, gpus_per_trial, max_concurrent, max_failures, max_trials)
+    if not dry_run:
+        _check_db_url(db)
+    study = read_spec(spec, max_trials)
+    if storage is not None and not dry_run:
+        _check_storage(storage)
     trials = expand(study)
     if dry_run:
         rows = [{"trial_id": t.trial_id, "index": t.index, **t.hyperparameters()} for t in trials]
@@ -101,6 +157,8 @@ def resume(
     """Continue a study's unfinished trials from their last checkpoints."""
     from sweeper.launch.runner import resume_study
 
+    check_run_options(cpus_per_trial, gpus_per_trial, max_concurrent, max_failures)
+    _check_db_url(db)
     _execute(resume_study, study, json_out, db_url=db, address=address, cpus_per_trial=cpus_per_trial,
              gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, max_failures=max_failures,
              retry_failed=retry_failed)
@@ -109,13 +167,15 @@ def resume(
 def trial(
     spec: Path = typer.Argument(..., help="Study file (TOML)."),
     trial_key: str = typer.Option(..., "--trial", help="Trial id (from --dry-run) or index."),
+    max_trials: int = MaxTrialsOption,
     json_out: bool = JsonOption,
 ) -> None:
     """Run one expanded trial in the foreground (no Ray, no database)."""
     from sweeper.reporter import ListReporter
     from sweeper.train.loop import run_trial
 
-    trials = expand(read_spec(spec))
+    check_run_options(max_trials=max_trials)
+    trials = expand(read_spec(spec, max_trials))
     try:
         config = find_trial(trials, trial_key)
     except KeyError as exc:

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -19,10 +20,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
-from db.errors import DatabaseVersionError
+from db.errors import DatabaseVersionError, SweeperDBError
 
 __all__ = [
     "BUSY_TIMEOUT_S",
+    "DatabaseURLError",
     "DEFAULT_URL",
     "ENV_VAR",
     "make_engine",
@@ -37,16 +39,39 @@ ENV_VAR = "SWEEPER_DB"
 DEFAULT_URL = "sqlite:///sweeper.db"
 BUSY_TIMEOUT_S = 30.0
 
-_PG_ALIASES = {"postgresql", "postgres"}
+_PG_ALIASES = {"postgresql", "postgres", "postgresql+psycopg", "postgres+psycopg"}
+_SQLITE_DRIVERS = {"sqlite", "sqlite+pysqlite"}
 _SECRET_QUERY_KEYS = {"password", "passfile", "sslpassword"}
+SUPPORTED_URLS = "sqlite:///PATH or postgresql://USER:PASSWORD@HOST[:PORT]/DB"
+
+
+class DatabaseURLError(SweeperDBError, ValueError):
+    """A database URL sweeper cannot use (not a URL, or an unsupported scheme); the message is one line."""
 
 
 def resolve_url(url: str | URL | None = None) -> URL:
-    """Parse ``url`` (or ``$SWEEPER_DB``, or the default); ``postgresql://``/``postgres://`` get the psycopg driver."""
+    """Parse ``url`` (or ``$SWEEPER_DB``, or the default); ``postgresql://``/``postgres://`` get the psycopg driver.
+
+    Raises :class:`DatabaseURLError` for a string that is not a URL and for schemes other than SQLite and
+    PostgreSQL (psycopg 3), naming the supported ones.
+    """
     raw = url if url is not None else (os.environ.get(ENV_VAR) or DEFAULT_URL)
-    parsed = make_url(raw)
+    try:
+        parsed = make_url(raw)
+    except Exception:  # sqlalchemy.exc.ArgumentError, or a value that is not a string at all
+        raise DatabaseURLError(f"database URL {redact(str(raw))!r} is not a URL; use {SUPPORTED_URLS}") from None
     if parsed.drivername in _PG_ALIASES:
-        parsed = parsed.set(drivername="postgresql+psycopg")
+        return parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername not in _SQLITE_DRIVERS:
+        scheme = parsed.drivername
+        backend = scheme.split("+")[0]
+        guess = difflib.get_close_matches(backend, ["sqlite", "postgresql"], n=1)
+        if backend in ("postgresql", "postgres", "sqlite"):
+            hint = f" (sweeper picks the driver: write {backend}://…)"
+        else:
+            hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+        raise DatabaseURLError(f"database URL {redact(parsed)}: unsupported scheme {scheme!r}{hint}; sweeper "
+                               f"supports {SUPPORTED_URLS}")
     return parsed
 
 
@@ -93,7 +118,12 @@ def make_engine(url: str | URL | None = None, **kwargs: Any) -> Engine:
     if backend == "sqlite":
         path = sqlite_path(parsed)
         if path is not None:
-            path.expanduser().parent.mkdir(parents=True, exist_ok=True)
+            folder = path.expanduser().parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DatabaseURLError(f"database URL {redact(parsed)}: cannot create the folder {folder} for the "
+                                       f"SQLite file: {exc.strerror or type(exc).__name__}") from None
         connect_args = dict(kwargs.pop("connect_args", {}))
         connect_args.setdefault("timeout", BUSY_TIMEOUT_S)
         engine = sa.create_engine(parsed, connect_args=connect_args, **kwargs)

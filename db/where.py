@@ -24,6 +24,10 @@ Grammar (keywords are case-insensitive, column names are case-sensitive)::
   doubling it (``'it''s'``) or with a backslash (``'it\\'s'``); ``\\\\``
   is a backslash.  Any other backslash is kept as-is (``'C:\\tmp'``).
 * ``col = null`` / ``col != null`` mean ``is null`` / ``is not null``.
+* Integer literals must fit in 64 bits (a larger bound is written as a float).
+* A timestamp column compares with an ISO 8601 string (``started_at > '2024-05-01'``; naive times are UTC).
+* A JSON column takes only ``is null`` / ``is not null``: comparing or ``like``-matching its serialized text
+  would depend on the backend's JSON formatting, so it is refused rather than silently matching nothing.
 * SQL three-valued logic applies: ``not (x > 1)`` does not match rows where
   ``x`` is NULL.
 
@@ -33,6 +37,7 @@ naming the offending token and its 1-based character position.
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import math
 import operator
@@ -70,6 +75,7 @@ _OP_ALIASES = {"==": "=", "<>": "!="}
 _TWO_CHAR_OPS = ("==", "!=", "<>", "<=", ">=")
 _ONE_CHAR_OPS = ("=", "<", ">")
 _OPERATOR_HINT = "=, !=, <, <=, >, >=, in, not in, is null, is not null, like"
+_JSON_HINT = "; filter on the typed columns instead (optimizer, lr, batch_size, seed, ...)"
 
 
 class WhereError(ValueError):
@@ -183,6 +189,12 @@ class _Lexer:
                 raise WhereError(f"number {text} at position {pos} is out of range", pos)
         else:
             value = int(text)
+            if not -(2**63) <= value < 2**63:
+                raise WhereError(
+                    f"integer {text} at position {pos} is out of range: integers must fit in 64 bits "
+                    "(write a larger bound as a float, e.g. 1e30)",
+                    pos,
+                )
         return _Token("num", value, pos, text)
 
     def _string(self, start: int) -> _Token:
@@ -219,13 +231,28 @@ _NUMERIC_TYPES = (sqltypes.Integer, sqltypes.Numeric, sqltypes.Float) + (
 
 def _column_kind(column: Any) -> str | None:
     t = getattr(column, "type", None)
+    if isinstance(t, sa.types.TypeDecorator):  # e.g. a portable float or a UTC timestamp: what it stores as
+        t = t.impl if isinstance(t.impl, sa.types.TypeEngine) else None
     if isinstance(t, sqltypes.Boolean):
         return "boolean"
     if isinstance(t, _NUMERIC_TYPES):
         return "numeric"
+    if isinstance(t, sqltypes.JSON):
+        return "json"
+    if isinstance(t, (sqltypes.DateTime, sqltypes.Date)):
+        return "datetime"
     if isinstance(t, sqltypes.String):
         return "text"
     return None
+
+
+def _timestamp(value: str) -> dt.datetime | None:
+    """An ISO 8601 date or date-time (naive: UTC), or None."""
+    try:
+        parsed = dt.datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.timezone.utc)
 
 
 class _Parser:
@@ -352,6 +379,8 @@ class _Parser:
             self.advance()
             lit_tok, value = self.literal(after=tok)
             op = tok.value
+            if value is not None:
+                self.check_not_json(name, column, tok)
             if value is None:
                 if op == "=":
                     return column.is_(None)
@@ -362,7 +391,7 @@ class _Parser:
                     "use 'is null' or 'is not null'",
                     lit_tok.pos,
                 )
-            self.check_type(name, column, lit_tok, value)
+            value = self.check_type(name, column, lit_tok, value)
             if isinstance(value, bool):
                 # SQLAlchemy would render Python booleans as the SQL constants
                 # true/false; bind them like every other literal instead.
@@ -383,6 +412,7 @@ class _Parser:
 
         if tok.kind == "kw" and tok.value == "in":
             self.advance()
+            self.check_not_json(name, column, tok)
             values = self.in_list(name, column, tok)
             return column.not_in(values) if negate else column.in_(values)
 
@@ -395,10 +425,11 @@ class _Parser:
                     f"at position {lit_tok.pos}",
                     lit_tok.pos,
                 )
-            if _column_kind(column) in ("numeric", "boolean"):
+            if _column_kind(column) in ("numeric", "boolean", "datetime", "json"):
+                hint = _JSON_HINT if _column_kind(column) == "json" else ""
                 raise WhereError(
                     f"'like' at position {tok.pos} needs a text column, but {name!r} is "
-                    f"{_column_kind(column)}",
+                    f"{_column_kind(column)}{hint}",
                     tok.pos,
                 )
             return column.not_like(value) if negate else column.like(value)
@@ -448,8 +479,7 @@ class _Parser:
                     "use 'is null' instead",
                     lit_tok.pos,
                 )
-            self.check_type(name, column, lit_tok, value)
-            values.append(value)
+            values.append(self.check_type(name, column, lit_tok, value))
             tok = self.peek()
             if tok.kind == ",":
                 self.advance()
@@ -489,8 +519,22 @@ class _Parser:
         )
 
     @staticmethod
-    def check_type(name: str, column: Any, tok: _Token, value: Any) -> None:
+    def check_not_json(name: str, column: Any, op_tok: _Token) -> None:
+        if _column_kind(column) == "json":
+            raise WhereError(
+                f"{op_tok.text!r} at position {op_tok.pos} does not apply to JSON column {name!r} "
+                f"(only 'is null' and 'is not null' do){_JSON_HINT}",
+                op_tok.pos,
+            )
+
+    @staticmethod
+    def check_type(name: str, column: Any, tok: _Token, value: Any) -> Any:
+        """``value`` as bound for ``column`` (an ISO string becomes a datetime); WhereError if it does not fit."""
         kind = _column_kind(column)
+        if kind == "datetime" and isinstance(value, str):
+            stamp = _timestamp(value)
+            if stamp is not None:
+                return stamp
         ok = (
             kind is None
             or (kind == "boolean" and isinstance(value, bool))
@@ -498,12 +542,14 @@ class _Parser:
             or (kind == "text" and isinstance(value, str))
         )
         if not ok:
-            hint = "; use true or false" if kind == "boolean" else ""
+            hint = {"boolean": "; use true or false",
+                    "datetime": "; use an ISO date or time in quotes, e.g. '2024-05-01' or '2024-05-01T12:00:00'"}
             raise WhereError(
                 f"cannot compare {kind} column {name!r} with {tok.describe()} "
-                f"at position {tok.pos}{hint}",
+                f"at position {tok.pos}{hint.get(kind, '')}",
                 tok.pos,
             )
+        return value
 
 
 def parse_where(expr: str, columns: Mapping[str, Any]) -> sa.ColumnElement[bool]:

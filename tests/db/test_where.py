@@ -328,3 +328,76 @@ def test_keywords_are_case_insensitive_columns_are_not():
     a = str(parse_where("lr IS NOT NULL AND status NOT LIKE 'x%' OR NOT lr IN (1)", COLUMNS))
     b = str(parse_where("lr is not null and status not like 'x%' or not lr in (1)", COLUMNS))
     assert a == b
+
+
+# ------------------------------------------ integers beyond 64 bits, JSON and timestamp columns (issue 10)
+
+import datetime as dt  # noqa: E402
+
+from db.types import PortableJSON, UTCDateTime  # noqa: E402
+
+typed = sa.Table(
+    "typed_runs",
+    sa.MetaData(),
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("config", PortableJSON),
+    sa.Column("started_at", UTCDateTime, nullable=True),
+)
+TYPED = {c.name: c for c in typed.c}
+
+
+@pytest.fixture(scope="module")
+def typed_engine():
+    eng = sa.create_engine("sqlite://")
+    typed.metadata.create_all(eng)
+    utc = dt.timezone.utc
+    with eng.begin() as conn:
+        conn.execute(typed.insert(), [
+            {"id": 1, "config": {"optimizer": {"name": "sgd"}}, "started_at": dt.datetime(2024, 5, 1, 12, tzinfo=utc)},
+            {"id": 2, "config": {"optimizer": {"name": "adam"}}, "started_at": dt.datetime(2024, 6, 1, tzinfo=utc)},
+        ])
+        conn.execute(typed.insert().values(id=3, config=sa.null(), started_at=None))
+    yield eng
+    eng.dispose()
+
+
+def typed_ids(engine, expr: str) -> set[int]:
+    with engine.connect() as conn:
+        return set(conn.execute(sa.select(typed.c.id).where(parse_where(expr, TYPED))).scalars())
+
+
+@pytest.mark.parametrize("expr", ["lr = 99999999999999999999999", "batch_size in (1, 9223372036854775808)",
+                                  "lr > -9223372036854775809"])
+def test_integers_beyond_64_bits_are_refused(expr):
+    with pytest.raises(WhereError, match="out of range: integers must fit in 64 bits"):
+        parse_where(expr, COLUMNS)
+    assert parse_where("batch_size < 9223372036854775807 and lr > 1e30", COLUMNS) is not None
+
+
+@pytest.mark.parametrize("expr, needle", [
+    ("config like '%'", "'like' at position 8 needs a text column, but 'config' is json"),
+    ("config not like '%sgd%'", "needs a text column, but 'config' is json"),
+    ("config = '{}'", "'=' at position 8 does not apply to JSON column 'config'"),
+    ("config != 'x'", "does not apply to JSON column 'config'"),
+    ("config in ('a')", "'in' at position 8 does not apply to JSON column 'config'"),
+])
+def test_json_columns_take_only_null_tests(typed_engine, expr, needle):
+    with pytest.raises(WhereError) as info:
+        parse_where(expr, TYPED)
+    assert needle in str(info.value) and "typed columns" in str(info.value)
+    assert typed_ids(typed_engine, "config is not null") == {1, 2}
+    assert typed_ids(typed_engine, "config = null") == {3}
+
+
+def test_timestamps_compare_with_iso_strings(typed_engine):
+    assert typed_ids(typed_engine, "started_at > '2024-05-15'") == {2}
+    assert typed_ids(typed_engine, "started_at <= '2024-05-01T12:00:00Z'") == {1}
+    assert typed_ids(typed_engine, "started_at < '2024-05-01T13:00:00+02:00'") == set()  # 11:00 UTC
+    assert typed_ids(typed_engine, "started_at < '2024-05-01T15:00:00+02:00'") == {1}  # 13:00 UTC
+    assert typed_ids(typed_engine, "started_at in ('2024-06-01')") == {2}
+    assert typed_ids(typed_engine, "started_at is null") == {3}
+    for expr, needle in (("started_at > 'yesterday'", "use an ISO date or time"),
+                         ("started_at > 5", "cannot compare datetime column 'started_at' with literal 5"),
+                         ("started_at like '2024%'", "needs a text column, but 'started_at' is datetime")):
+        with pytest.raises(WhereError, match=needle):
+            parse_where(expr, TYPED)
