@@ -87,9 +87,55 @@ def check_cifar_root(name: str, root: str) -> str | None:
     return f"data.root: {str(root)!r} has no {lay.title} batches {hint}"
 
 
+class UnsafePickleError(pickle.UnpicklingError):
+    """A CIFAR file that is not a plain CIFAR pickle (it asks for code beyond numpy arrays); one-line message."""
+
+
+_NUMPY_CORE = ("numpy.core.multiarray", "numpy._core.multiarray", "numpy.core.numeric", "numpy._core.numeric")
+_ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset(
+    {(module, "_reconstruct") for module in _NUMPY_CORE[:2]}  # ndarray.__reduce__ (protocols 0-4)
+    | {(module, "scalar") for module in _NUMPY_CORE[:2]}  # a numpy scalar, e.g. an np.int64 label
+    | {(module, "_frombuffer") for module in _NUMPY_CORE[2:]}  # ndarray.__reduce_ex__ at protocol 5
+    | {("numpy", "ndarray"), ("numpy", "dtype")}
+    | {("_codecs", "encode")}  # how protocols 0-2 write a bytes object from Python 3
+)
+"""What the CIFAR python-pickle format needs: numpy arrays (and their dtypes, and numpy scalars) and bytes; dicts,
+lists, strings and numbers need no globals. Everything else (os.system, builtins.eval, any class) is refused."""
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """A pickle reader that builds only the objects of the CIFAR format, so a file cannot run code (see
+    ``_ALLOWED_GLOBALS``); ``persistent_load`` is refused by the base class."""
+
+    def __init__(self, file: Any, path: Path):
+        super().__init__(file, encoding="bytes")
+        self.path = path
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _ALLOWED_GLOBALS:
+            raise UnsafePickleError(
+                f"data.root: {self.path} is not a plain CIFAR pickle: it asks for {module}.{name} (only numpy "
+                f"arrays, lists, dicts and bytes are loaded); use the original CIFAR files"
+            )
+        if module.startswith("numpy.core.") and hasattr(np, "_core"):  # numpy ≥ 2 moved numpy.core to numpy._core
+            module = "numpy._core." + module.removeprefix("numpy.core.")
+        return super().find_class(module, name)
+
+
 def _unpickle(path: Path) -> dict[bytes, Any]:
+    """One CIFAR batch file through :class:`_CifarUnpickler`; raises :class:`UnsafePickleError` naming the file for
+    anything that is not a plain CIFAR pickle."""
     with open(path, "rb") as f:
-        return pickle.load(f, encoding="bytes")
+        try:
+            data = _CifarUnpickler(f, path).load()
+        except UnsafePickleError:
+            raise
+        except Exception as exc:  # truncated, corrupt or not a pickle at all
+            raise UnsafePickleError(f"data.root: cannot read {path} as a CIFAR pickle: {type(exc).__name__}: "
+                                    f"{str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")) from None
+    if not isinstance(data, dict):
+        raise UnsafePickleError(f"data.root: {path} holds a {type(data).__name__}, not the dict of a CIFAR batch")
+    return data
 
 
 def _read_split(folder: Path, files: tuple[str, ...], label_key: bytes) -> tuple[np.ndarray, np.ndarray]:

@@ -79,6 +79,72 @@ def test_check_cifar_root(tmp_path: Path) -> None:
         build_dataset("cifar10", CPU, torch.float32)
 
 
+class _RunsCode:
+    """What an attacker would put in a pickle: unpickling it calls os.system."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_a_pickle_that_runs_code_is_refused_without_running(tmp_path: Path, protocol: int) -> None:
+    import pickle
+
+    from sweeper.data.cifar import UnsafePickleError
+
+    folder = write_fake_cifar(tmp_path, "cifar10", n_train_per_batch=4, n_test=3)
+    marker = tmp_path / "pwned"
+    with open(folder / "data_batch_3", "wb") as f:
+        pickle.dump({b"data": _RunsCode(marker), b"labels": [0]}, f, protocol=protocol)
+    with pytest.raises(UnsafePickleError) as info:
+        build_dataset("cifar10", CPU, torch.float32, root=str(tmp_path))
+    message = str(info.value)
+    assert not marker.exists()
+    assert "\n" not in message and str(folder / "data_batch_3") in message and "system" in message
+    assert message.startswith("data.root: ") and "only numpy arrays, lists, dicts and bytes" in message
+
+
+@pytest.mark.parametrize("payload", [
+    b"cbuiltins\neval\n(S'1+1'\ntR.",  # protocol 0: builtins.eval
+    b"\x80\x04\x95\x1a\x00\x00\x00\x00\x00\x00\x00\x8c\x08builtins\x94\x8c\x04exec\x94\x93\x94.",
+    b"not a pickle at all",
+    b"",
+])
+def test_other_non_cifar_files_are_one_line_errors(tmp_path: Path, payload: bytes) -> None:
+    from sweeper.data.cifar import UnsafePickleError
+
+    folder = write_fake_cifar(tmp_path, "cifar10", n_train_per_batch=4, n_test=3)
+    (folder / "test_batch").write_bytes(payload)
+    with pytest.raises(UnsafePickleError) as info:
+        build_dataset("cifar10", CPU, torch.float32, root=str(folder))
+    assert "test_batch" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_protocol_0_to_5_and_numpy_core_pickles_load(tmp_path: Path) -> None:
+    """Real CIFAR files are Python 2 pickles naming numpy.core.multiarray; newer writers use other protocols."""
+    import pickle
+
+    import numpy as np
+
+    from sweeper.data.cifar import _unpickle
+
+    batch = {b"data": np.arange(12, dtype=np.uint8).reshape(2, 6), b"labels": [3, 1], b"label": np.int64(7),
+             b"filenames": [b"a.png", b"b.png"], b"batch_label": "training batch 1 of 5"}
+    for protocol in range(6):
+        blob = pickle.dumps(batch, protocol=protocol)
+        for name in (b"numpy._core.multiarray", b"numpy.core.multiarray"):
+            path = tmp_path / f"p{protocol}"
+            path.write_bytes(blob.replace(b"numpy._core.multiarray\n", name + b"\n"))  # GLOBAL (protocols 0-2)
+            out = _unpickle(path)
+            assert np.array_equal(out[b"data"], batch[b"data"]) and out[b"labels"] == [3, 1]
+            assert out[b"label"] == 7 and out[b"filenames"] == [b"a.png", b"b.png"]
+
+
 def _images(n: int = 64) -> torch.Tensor:
     return torch.randn(n, 3, 32, 32, generator=torch.Generator().manual_seed(0)) + 5.0  # no zeros by chance
 
