@@ -8,16 +8,30 @@ from ray import tune
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from sweeper.launch.experiment import member_ids
+
+
+FINAL = ("completed", "diverged")
+
 
 class ProgressCallback(tune.Callback):
-    """Driver-side Tune callback drawing one rich progress bar on stderr (picklable: the bar is not saved)."""
+    """Driver-side Tune callback drawing one rich progress bar on stderr (picklable: the bar is not saved).
 
-    def __init__(self, total: int, done: int = 0):
-        self.total, self.done, self.failed, self.running = total, done, 0, set()
+    Counts sweeper trials, not Tune trials (a Tune trial may run a pack of them): ``finished`` holds the trial ids
+    already final when the launch began and those reported final since, so a resumed study counts each trial once.
+    """
+
+    def __init__(self, total: int, finished: set[str] | None = None):
+        self.total, self.finished, self.failed, self.running = total, set(finished or ()), set(), set()
         self.bar: Progress | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"total": self.total, "done": self.done, "failed": self.failed, "running": set(), "bar": None}
+        return {"total": self.total, "finished": self.finished, "failed": self.failed, "running": set(),
+                "bar": None}
+
+    @property
+    def done(self) -> int:
+        return len(self.finished)
 
     def setup(self, **info: Any) -> None:
         self.bar = Progress(
@@ -28,24 +42,35 @@ class ProgressCallback(tune.Callback):
         self.bar.start()
 
     def _text(self) -> str:
-        return f"done {self.done} / running {len(self.running)} / failed {self.failed} / total {self.total}"
+        return (f"done {self.done} / running {len(self.running)} / failed {len(self.failed)} / "
+                f"total {self.total}")
 
     def _refresh(self) -> None:
         if self.bar is not None:
-            self.bar.update(self.task, description=self._text(), completed=self.done + self.failed)
+            self.bar.update(self.task, description=self._text(), completed=self.done + len(self.failed))
+
+    @staticmethod
+    def _members(trial: Any) -> set[str]:
+        return set(member_ids(trial.config))
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.running.add(trial.trial_id)
+        self.running |= self._members(trial) - self.finished
+        self._refresh()
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        final = {tid for tid, m in result.get("members", {}).items() if m.get("status") in FINAL}
+        self.finished |= final
+        self.running -= final
         self._refresh()
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.running.discard(trial.trial_id)
-        self.done += 1
+        self.running -= self._members(trial)
         self._refresh()
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.running.discard(trial.trial_id)
-        self.failed += 1
+        lost = self._members(trial) - self.finished
+        self.running -= lost
+        self.failed |= lost
         self._refresh()
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:

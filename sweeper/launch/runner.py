@@ -18,6 +18,9 @@ from db.models import Run, Study
 from db.writer import ensure_runs, ensure_study, spec_hash, update_study
 from sweeper.expand import TrialConfig, expand
 from sweeper.spec import StudySpec, parse_spec
+from sweeper.launch.experiment import (attempt_name, latest_checkpoint, member_ids, pack_name, read_packs,
+                                       write_packs)
+from sweeper.train.pack import packs
 
 TERMINAL = ("completed", "diverged", "failed")
 DEFAULT_STORAGE = "sweeper-results"
@@ -62,6 +65,7 @@ class LaunchOptions:
     storage: str | None = None
     progress: bool = True
     retry_failed: bool = False
+    pack: int | str = "auto"  # trials per Tune trial: "auto" or at most N (1: no packing; sweeper.train.pack.packs)
     ray_init_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -142,13 +146,14 @@ def _trainable(options: LaunchOptions):
     return tune.with_resources(train, {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial})
 
 
-def _callbacks(run_ids: dict[str, int], engine: Engine, total: int, done: int, options: LaunchOptions) -> list:
+def _callbacks(run_ids: dict[str, int], engine: Engine, total: int, finished: set[str],
+               options: LaunchOptions) -> list:
     from sweeper.launch.progress import ProgressCallback
     from sweeper.launch.writer_callback import DbWriterCallback
 
     callbacks: list = [DbWriterCallback(run_ids, engine)]
     if options.progress:
-        callbacks.append(ProgressCallback(total, done))
+        callbacks.append(ProgressCallback(total, finished))
     return callbacks
 
 
@@ -165,6 +170,9 @@ def _check_resources(options: LaunchOptions) -> None:
         raise LaunchError("--max-failures must be ≥ 0")
     if options.max_concurrent is not None and options.max_concurrent < 1:
         raise LaunchError("--max-concurrent must be ≥ 1")
+    if options.pack != "auto" and (not isinstance(options.pack, int) or isinstance(options.pack, bool)
+                                   or options.pack < 1):
+        raise LaunchError(f"--pack must be 'auto' or a whole number ≥ 1 (got {options.pack!r})")
 
 
 def launch_study(spec: StudySpec, options: LaunchOptions) -> StudyOutcome:
@@ -209,7 +217,7 @@ def _existing_study(engine: Engine, spec: StudySpec) -> StudyOutcome | None:
 
 
 def resume_study(name: str, options: LaunchOptions) -> StudyOutcome:
-    """Continue a study's unfinished trials from their last checkpoints (``Tuner.restore``)."""
+    """Continue a study's unfinished trials from their last checkpoints (``sweeper.launch.experiment``)."""
     _check_resources(options)
     engine = open_db(options.db_url)
     try:
@@ -238,6 +246,8 @@ def resume_study(name: str, options: LaunchOptions) -> StudyOutcome:
 
 def _run_tuner(engine: Engine, study_id: int, name: str, trials: list[TrialConfig], run_ids: dict[str, int],
                storage: str, options: LaunchOptions, restore: bool) -> StudyOutcome:
+    """Run the unfinished trials in packs on Tune: a launch records its packs; a resume runs the recorded packs
+    that still have unfinished members, each from its latest checkpoint (``sweeper.launch.experiment``)."""
     import ray
     from ray import tune
 
@@ -247,30 +257,33 @@ def _run_tuner(engine: Engine, study_id: int, name: str, trials: list[TrialConfi
     try:
         with Session(engine) as session, session.begin():
             update_study(session, study_id, status="running", **size)
-        counts = run_counts(engine, study_id)
-        done = sum(counts.get(s, 0) for s in TERMINAL)
-        callbacks = _callbacks(run_ids, engine, len(trials), done, options)
-        experiment = Path(storage) / name
-        if restore and tune.Tuner.can_restore(str(experiment)):
-            tuner = tune.Tuner.restore(str(experiment), trainable=_trainable(options), resume_unfinished=True,
-                                       resume_errored=True, restart_errored=options.retry_failed)
-            # Tune restores the run config it pickled; give it callbacks bound to this process's database.
-            tuner._local_tuner.get_run_config().callbacks = callbacks
-        else:
-            todo = [t for t in trials if _status(engine, run_ids[t.trial_id]) not in TERMINAL] if restore else trials
-            # reuse_actors: a worker process trains trial after trial (every trial asks for the same resources),
-            # paying its imports and its data set (build_dataset's process cache) once, not once per trial
-            tuner = tune.Tuner(
-                _trainable(options),
-                param_space={"trial": tune.grid_search([t.model_dump(mode="json") for t in todo])},
-                tune_config=tune.TuneConfig(max_concurrent_trials=options.max_concurrent, reuse_actors=True,
-                                            trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
-                run_config=tune.RunConfig(
-                    name=name, storage_path=storage, callbacks=callbacks, verbose=0,
-                    failure_config=tune.FailureConfig(max_failures=options.max_failures),
-                    checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-                ),
-            )
+        finished = {t.trial_id for t in trials if _status(engine, run_ids[t.trial_id]) in TERMINAL}
+        callbacks = _callbacks(run_ids, engine, len(trials), finished, options)
+        by_id = {t.trial_id: t for t in trials}
+        recorded = read_packs(storage, name) if restore else None
+        if recorded is None:
+            recorded = [[t.trial_id for t in p] for p in packs([t for t in trials if t.trial_id not in finished],
+                                                                options.pack)]
+            if not restore:
+                write_packs(storage, name, recorded)
+        todo = [ids for ids in recorded if any(i not in finished for i in ids)]
+        stored = _steps_done(engine, run_ids) if restore else {}
+        params = [{"trials": [by_id[i].model_dump(mode="json") for i in ids],
+                   "resume_from": latest_checkpoint(storage, name, pack_name(ids), stored) if restore else None}
+                  for ids in todo]
+        # reuse_actors: a worker process trains pack after pack (every Tune trial asks for the same resources),
+        # paying its imports and its data set (build_dataset's process cache) once, not once per trial
+        tuner = tune.Tuner(
+            _trainable(options),
+            param_space={"pack": tune.grid_search(params)},
+            tune_config=tune.TuneConfig(max_concurrent_trials=options.max_concurrent, reuse_actors=True,
+                                        trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
+            run_config=tune.RunConfig(
+                name=attempt_name(storage, name), storage_path=storage, callbacks=callbacks, verbose=0,
+                failure_config=tune.FailureConfig(max_failures=options.max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            ),
+        )
         logging.getLogger("ray.tune").setLevel(logging.ERROR)  # our progress bar and the database report
         tuner.fit()
     finally:
@@ -280,7 +293,15 @@ def _run_tuner(engine: Engine, study_id: int, name: str, trials: list[TrialConfi
 
 
 def _trial_name(trial: Any) -> str:
-    return trial.config["trial"]["trial_id"]
+    return pack_name(member_ids(trial.config))
+
+
+def _steps_done(engine: Engine, run_ids: dict[str, int]) -> dict[str, int]:
+    """{trial id: the last step whose points the database holds}."""
+    by_run = {run_id: trial_id for trial_id, run_id in run_ids.items()}
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(Run.id, Run.steps_done).where(Run.id.in_(list(by_run)))).all()
+    return {by_run[r.id]: int(r.steps_done) for r in rows if r.steps_done is not None}
 
 
 def _status(engine: Engine, run_id: int) -> str:

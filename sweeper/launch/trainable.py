@@ -1,7 +1,10 @@
-"""The Ray Tune function trainable: runs one trial and talks to Tune through :class:`TuneReporter`.
+"""The Ray Tune function trainable: runs one pack of trials (one trial, or K packed ones: ``sweeper.train.pack``)
+and talks to Tune through :class:`TuneReporter`.
 
 Runs on a Ray worker. It never touches the database: points travel in ``tune.report`` results to the driver,
-whose callback writes them. Checkpoints are the trial state (``state.pt``) reported with each batch.
+whose callback writes them — a result holds ``members``: per trial id, that trial's points, diagnostics, status,
+step and info. Checkpoints (``state.pt``) hold every running member's trial state; a member absent from it had
+finished before it was taken.
 
 Workers are reused (``TuneConfig(reuse_actors=True)``): one process trains trial after trial, so the imports and
 the data set (``build_dataset(..., cache=True)``) are paid once per process. Nothing else carries over: each
@@ -10,6 +13,7 @@ trial seeds its own generators and builds its own model and optimizer.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import tempfile
@@ -21,37 +25,63 @@ from ray import tune
 
 from sweeper.expand import TrialConfig
 from sweeper.launch import faults
+from sweeper.launch.experiment import STATE_FILE, STEPS_FILE
 from sweeper.reporter import Report
 from sweeper.train.loop import run_trial
+from sweeper.train.pack import PackedTrial
 
-STATE_FILE = "state.pt"
 
 
 class TuneReporter:
-    """Reporter for a trial inside Ray Tune."""
+    """Reporter for a pack of trials inside Ray Tune (a ``PackReporter``; ``member`` gives one trial's view).
 
-    def __init__(self, trial_id: str):
-        self.trial_id = trial_id
+    Resumes from Tune's checkpoint of this run (a retried attempt), else from ``resume_from`` (a checkpoint folder
+    of an earlier launch of the study, found by the driver)."""
+
+    def __init__(self, trial_ids: list[str], resume_from: str | None = None):
+        self.trial_ids, self.resume_from = trial_ids, resume_from
         # pid and niceness: which worker process ran the trial, at what priority (the launch tests check both)
         self.where = {"host": socket.gethostname(), "node_id": _node_id(), "pid": os.getpid(), "nice": os.nice(0)}
 
-    def checkpoint(self) -> dict[str, Any] | None:
+    def checkpoint(self) -> dict[str, dict[str, Any]] | None:
         ckpt = tune.get_checkpoint()
-        if ckpt is None:
-            return None
-        with ckpt.as_directory() as directory:
-            return torch.load(Path(directory) / STATE_FILE, map_location="cpu", weights_only=True)
+        if ckpt is not None:
+            with ckpt.as_directory() as directory:
+                return torch.load(Path(directory) / STATE_FILE, map_location="cpu", weights_only=True)
+        if self.resume_from is not None:
+            return torch.load(Path(self.resume_from) / STATE_FILE, map_location="cpu", weights_only=True)
+        return None
 
-    def report(self, report: Report) -> None:
-        metrics = {"points": report.points, "diagnostics": report.diagnostics, "status": report.status,
-                   "step": report.step, "info": report.info | self.where}
-        if report.state is None:
+    def report(self, reports: dict[str, Report]) -> None:
+        members = {tid: {"points": r.points, "diagnostics": r.diagnostics, "status": r.status, "step": r.step,
+                         "info": r.info | self.where} for tid, r in reports.items()}
+        metrics = {"members": members, "step": max(r.step for r in reports.values())}
+        states = {tid: r.state for tid, r in reports.items() if r.state is not None}
+        if not states:
             tune.report(metrics)
             return
         with tempfile.TemporaryDirectory() as directory:
-            torch.save(report.state, Path(directory) / STATE_FILE)
+            torch.save(states, Path(directory) / STATE_FILE)
+            (Path(directory) / STEPS_FILE).write_text(json.dumps({tid: reports[tid].step for tid in states}))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
-        faults.after_checkpoint(self.trial_id)
+        for trial_id in states:
+            faults.after_checkpoint(trial_id)
+
+    def member(self, trial_id: str) -> _Member:
+        return _Member(self, trial_id)
+
+
+class _Member:
+    """One unpacked trial's ``Reporter`` on top of the pack reporter."""
+
+    def __init__(self, pack: TuneReporter, trial_id: str):
+        self.pack, self.trial_id = pack, trial_id
+
+    def checkpoint(self) -> dict[str, Any] | None:
+        return (self.pack.checkpoint() or {}).get(self.trial_id)
+
+    def report(self, report: Report) -> None:
+        self.pack.report({self.trial_id: report})
 
 
 def _node_id() -> str | None:
@@ -61,7 +91,12 @@ def _node_id() -> str | None:
 
 
 def train(param: dict[str, Any]) -> None:
-    """Tune entry point: ``param["trial"]`` is a TrialConfig as JSON."""
-    config = TrialConfig.model_validate(param["trial"])
-    faults.at_start(config.trial_id)
-    run_trial(config, TuneReporter(config.trial_id))
+    """Tune entry point: ``param["pack"]`` holds ``trials`` (TrialConfigs as JSON) and ``resume_from``."""
+    configs = [TrialConfig.model_validate(t) for t in param["pack"]["trials"]]
+    for config in configs:
+        faults.at_start(config.trial_id)
+    reporter = TuneReporter([c.trial_id for c in configs], param["pack"].get("resume_from"))
+    if len(configs) == 1:
+        run_trial(configs[0], reporter.member(configs[0].trial_id))
+    else:
+        PackedTrial(configs).run(reporter)

@@ -1,4 +1,9 @@
-"""The driver-side Tune callback that owns the database connection and writes every trial's results."""
+"""The driver-side Tune callback that owns the database connection and writes every trial's results.
+
+A Tune trial runs a pack of sweeper trials (one, or K packed: ``sweeper.train.pack``); its config holds them as
+``pack.trials`` and each result holds ``members``, per trial id. Runs are written per member: the database cannot tell
+a packed run from an unpacked one.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from ray import tune
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from db.models import Run
 from db.writer import update_run, write_diagnostics, write_points
+from sweeper.launch.experiment import member_ids
 
 FINAL = ("completed", "diverged")
 
@@ -53,26 +59,34 @@ class DbWriterCallback(tune.Callback):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update({"start_delay_s": self.START_DELAY_S, "_starts": {}} | state)
 
-    def _run_id(self, trial: Any) -> int:
-        return self.run_ids[trial.config["trial"]["trial_id"]]
+    def _run_ids(self, trial: Any) -> list[int]:
+        """The runs of the Tune trial's pack."""
+        return [self.run_ids[i] for i in member_ids(trial.config)]
 
     def _session(self) -> Session:
         if self.engine is None:
             raise RuntimeError("DbWriterCallback used before bind(engine)")
         return Session(self.engine)
 
-    def _update(self, trial: Any, points: list[dict[str, Any]] | None = None,
-                diagnostics: list[dict[str, Any]] | None = None, **fields: Any) -> None:
-        """One transaction: the points, the diagnostics, and the run's fields (after its pending start's)."""
-        run_id = self._run_id(trial)
-        pending = self._starts.get(run_id)
+    def _write(self, rows: dict[int, tuple[list[dict[str, Any]] | None, list[dict[str, Any]] | None,
+                                          dict[str, Any]]]) -> None:
+        """One transaction: per run, its points, diagnostics and fields (after its pending start's)."""
         with self._session() as session, session.begin():
-            if points:
-                write_points(session, run_id, points)
-            if diagnostics:
-                write_diagnostics(session, run_id, diagnostics)
-            update_run(session, run_id, **((pending[1] if pending else {}) | fields))
-        self._starts.pop(run_id, None)
+            for run_id, (points, diagnostics, fields) in rows.items():
+                if points:
+                    write_points(session, run_id, points)
+                if diagnostics:
+                    write_diagnostics(session, run_id, diagnostics)
+                pending = self._starts.get(run_id)
+                update_run(session, run_id, **((pending[1] if pending else {}) | fields))
+        for run_id in rows:
+            self._starts.pop(run_id, None)
+
+    def _unfinished(self, run_ids: list[int]) -> list[int]:
+        """The runs not yet final in the database (a restarted pack never reopens a finished member)."""
+        with self._session() as session:
+            final = set(session.scalars(select(Run.id).where(Run.id.in_(run_ids), Run.status.in_(FINAL))))
+        return [r for r in run_ids if r not in final]
 
     def _flush_starts(self, older_than_s: float) -> None:
         """Write the pending starts at least ``older_than_s`` old, all in one transaction."""
@@ -87,11 +101,12 @@ class DbWriterCallback(tune.Callback):
             self._starts.pop(run_id, None)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        run_id = self._run_id(trial)
-        if run_id in self._starts:  # an earlier attempt's start not yet written: it happened, count it
+        run_ids = self._unfinished(self._run_ids(trial))
+        if any(run_id in self._starts for run_id in run_ids):  # an earlier attempt's start not yet written
             self._flush_starts(0.0)
-        self._starts[run_id] = (time.monotonic(), {"status": "running", "started_at": _now(), "finished_at": None,
-                                                   "attempts": Run.attempts + 1})
+        for run_id in run_ids:
+            self._starts[run_id] = (time.monotonic(), {"status": "running", "started_at": _now(),
+                                                       "finished_at": None, "attempts": Run.attempts + 1})
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         if self._starts:
@@ -103,28 +118,33 @@ class DbWriterCallback(tune.Callback):
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         """A failed attempt that Tune will retry from the last checkpoint (on_trial_start counts the new attempt)."""
-        self._update(trial, error=_error_text(trial))
+        error = _error_text(trial)
+        self._write({run_id: (None, None, {"error": error}) for run_id in self._unfinished(self._run_ids(trial))})
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        run_info = result.get("info", {})
-        fields: dict[str, Any] = {
-            "steps_done": result["step"], "host": run_info.get("host"), "node_id": run_info.get("node_id"),
-            "device": run_info.get("device"),
-        }
-        if result["status"] in FINAL:
-            fields |= {"status": result["status"], "finished_at": _now(), "error": None,
-                       "wall_seconds": result.get("time_total_s"), "diverged_step": run_info.get("diverged_step")}
-        points, diagnostics = result.get("points"), result.get("diagnostics")
-        self._update(trial, points, diagnostics, **fields)
-        # written: Tune need not keep (and checkpoint) them; their counts stay in the result
-        result["points"], result["diagnostics"] = len(points or ()), len(diagnostics or ())
+        rows = {}
+        for trial_id, member in result["members"].items():
+            run_info = member.get("info", {})
+            fields: dict[str, Any] = {
+                "steps_done": member["step"], "host": run_info.get("host"), "node_id": run_info.get("node_id"),
+                "device": run_info.get("device"),
+            }
+            if member["status"] in FINAL:
+                fields |= {"status": member["status"], "finished_at": _now(), "error": None,
+                           "wall_seconds": result.get("time_total_s"), "diverged_step": run_info.get("diverged_step")}
+            rows[self.run_ids[trial_id]] = (member.get("points"), member.get("diagnostics"), fields)
+        self._write(rows)
+        for member in result["members"].values():  # written: Tune need not keep (and checkpoint) them
+            member["points"], member["diagnostics"] = len(member.get("points") or ()), \
+                len(member.get("diagnostics") or ())
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        if self._run_id(trial) in self._starts:  # a trial that ended without a result (nothing else to write)
+        if any(run_id in self._starts for run_id in self._run_ids(trial)):  # ended without a result
             self._flush_starts(0.0)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._update(trial, status="failed", finished_at=_now(), error=_error_text(trial))
+        fields = {"status": "failed", "finished_at": _now(), "error": _error_text(trial)}
+        self._write({run_id: (None, None, fields) for run_id in self._unfinished(self._run_ids(trial))})
 
 
 def _error_text(trial: Any) -> str:

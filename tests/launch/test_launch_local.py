@@ -43,7 +43,8 @@ def trial_infos(monkeypatch) -> dict[str, list[dict]]:
     on_result = DbWriterCallback.on_trial_result
 
     def recording(self, iteration, trials, trial, result, **info):
-        seen.setdefault(trial.config["trial"]["trial_id"], []).append(dict(result.get("info", {})))
+        for trial_id, member in result["members"].items():
+            seen.setdefault(trial_id, []).append(dict(member.get("info", {})))
         return on_result(self, iteration, trials, trial, result, **info)
 
     monkeypatch.setattr(DbWriterCallback, "on_trial_result", recording)
@@ -82,7 +83,7 @@ def test_one_worker_trains_trial_after_trial_at_nice_0(faults_file, sqlite_url, 
     """One trial at a time: a single reused worker process runs all of them (imports and data paid once), at the
     driver's priority rather than Ray's default nice 15."""
     spec = small_study(name="warm-worker")
-    outcome = launch_study(spec, options(sqlite_url, tmp_path, max_concurrent=1))
+    outcome = launch_study(spec, options(sqlite_url, tmp_path, max_concurrent=1, pack=1))
     assert outcome.counts == {"completed": 8}
     assert_complete(spec, stored(sqlite_url, spec.name))
     assert set(trial_infos) == {t.trial_id for t in expand(spec)}
@@ -97,7 +98,7 @@ def test_failing_trial_is_recorded_and_the_others_go_on(faults_file, sqlite_url,
     bad = expand(spec)[3].trial_id
     faults_file.write_text(json.dumps({"raise": [bad]}))
     try:
-        outcome = launch_study(spec, options(sqlite_url, tmp_path, max_failures=0))
+        outcome = launch_study(spec, options(sqlite_url, tmp_path, max_failures=0, pack=1))
     finally:
         faults_file.write_text("{}")
     assert outcome.status == "failed" and outcome.counts == {"completed": 7, "failed": 1}
@@ -111,7 +112,7 @@ def test_killed_worker_is_retried_from_its_checkpoint(faults_file, sqlite_url, t
     victims = [t.trial_id for t in expand(spec)[:2]]
     faults_file.write_text(json.dumps({"kill_once": victims, "dir": str(tmp_path)}))
     try:
-        outcome = launch_study(spec, options(sqlite_url, tmp_path, max_failures=2))
+        outcome = launch_study(spec, options(sqlite_url, tmp_path, max_failures=2, pack=1))
     finally:
         faults_file.write_text("{}")
     assert outcome.counts == {"completed": 8}
@@ -130,7 +131,7 @@ def test_a_killed_reused_worker_is_replaced(faults_file, sqlite_url, tmp_path, t
     victims = [trials[2].trial_id, trials[5].trial_id]
     faults_file.write_text(json.dumps({"kill_once": victims, "dir": str(tmp_path)}))
     try:
-        outcome = launch_study(spec, options(sqlite_url, tmp_path, max_failures=1, max_concurrent=1))
+        outcome = launch_study(spec, options(sqlite_url, tmp_path, max_failures=1, max_concurrent=1, pack=1))
     finally:
         faults_file.write_text("{}")
     assert outcome.counts == {"completed": 8}
@@ -142,3 +143,39 @@ def test_a_killed_reused_worker_is_replaced(faults_file, sqlite_url, tmp_path, t
     # the victims' retries report from a new worker; a worker process dies only with a victim
     assert all(len(pids[i]) == 2 for i in (2, 5)), pids
     assert len(set().union(*pids)) <= 3, pids
+
+
+def test_a_packed_launch_lands_like_an_unpacked_one(faults_file, sqlite_url, tmp_path, trial_infos):
+    """--pack auto runs the 8 trials as 2 packs (one per svag_l); every run has the points of its unpacked twin."""
+    packed, alone = small_study(name="packed"), small_study(name="alone")
+    assert launch_study(packed, options(sqlite_url, tmp_path)).counts == {"completed": 8}
+    assert launch_study(alone, options(sqlite_url, tmp_path / "b", pack=1)).counts == {"completed": 8}
+    assert_complete(packed, stored(sqlite_url, "packed"))
+    pids = {i["pid"] for t in expand(packed) for i in trial_infos[t.trial_id][:1]}
+    engine = sa.create_engine(sqlite_url)
+    with engine.connect() as conn:
+        loss = {name: dict(conn.execute(sa.text(
+            "select r.trial_id || '/' || p.step, p.test_loss from points p join runs r on r.id = p.run_id "
+            "join studies s on s.id = r.study_id where s.name = :n"), {"n": name}).all()) for name in ("packed", "alone")}
+    engine.dispose()
+    assert set(loss["packed"]) == set(loss["alone"]) and len(pids) <= 2
+    assert all(abs(loss["packed"][k] - loss["alone"][k]) <= 1e-5 * abs(loss["alone"][k]) for k in loss["alone"])
+
+
+def test_a_killed_pack_is_retried_from_its_checkpoint(faults_file, sqlite_url, tmp_path):
+    """SIGKILL after a pack's first checkpoint: the whole pack retries from it; every member completes with its
+    points complete and unique, each run counting the second attempt."""
+    spec = small_study(name="kill-pack")
+    trials = expand(spec)
+    victim = trials[0].trial_id
+    faults_file.write_text(json.dumps({"kill_once": [victim], "dir": str(tmp_path)}))
+    try:
+        outcome = launch_study(spec, options(sqlite_url, tmp_path, max_failures=1))
+    finally:
+        faults_file.write_text("{}")
+    assert outcome.counts == {"completed": 8} and (tmp_path / f"{victim}.killed").exists()
+    rows = stored(sqlite_url, spec.name)
+    assert_complete(spec, rows)
+    same_pack = [t.trial_id for t in trials if t.svag_l == trials[0].svag_l]
+    assert {rows[t]["attempts"] for t in same_pack} == {2}
+    assert {rows[t.trial_id]["attempts"] for t in trials if t.trial_id not in same_pack} == {1}

@@ -35,7 +35,7 @@ batch_size = [8]
 lr = [0.05, 0.1]
 svag_l = [1, 2]
 [budget]
-epochs = 3
+epochs = 30  # packed (one pack per l), so that the l = 2 pack is still running when the l = 1 one is done
 [log]
 every_epochs = 0.1
 eval_samples = 256
@@ -67,7 +67,7 @@ def test_resume_after_the_driver_is_killed(sqlite_url, tmp_path):
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         done = statuses(sqlite_url)
-        if done.count("completed") >= 2:
+        if done.count("completed") >= 4:  # the l = 1 pack (half the steps of the l = 2 one)
             break
         assert driver.poll() is None, driver.communicate()
         time.sleep(0.2)

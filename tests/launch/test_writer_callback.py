@@ -30,7 +30,7 @@ def setup(sqlite_url):
         run_ids = ensure_runs(session, study, [t.model_dump(mode="json") for t in trials])
     commits: list[int] = []
     sa.event.listen(engine, "commit", lambda conn: commits.append(1))
-    fake = [SimpleNamespace(config={"trial": t.model_dump(mode="json")}, error_file=None, trial_id=t.trial_id)
+    fake = [SimpleNamespace(config={"pack": {"trials": [t.model_dump(mode="json")]}}, error_file=None, trial_id=t.trial_id)
             for t in trials]
     yield engine, DbWriterCallback(run_ids, engine), fake, commits
     engine.dispose()
@@ -40,9 +40,14 @@ def points(steps):
     return [{"step": s, "train_loss": 1.0 / (s + 1)} for s in steps]
 
 
-def result(steps, status="running"):
+def member(steps, status="running"):
     return {"points": points(steps), "diagnostics": [], "status": status, "step": steps[-1],
-            "info": {"host": "h", "node_id": "n", "device": "cpu", "pid": 1, "nice": 0}, "time_total_s": 1.5}
+            "info": {"host": "h", "node_id": "n", "device": "cpu", "pid": 1, "nice": 0}}
+
+
+def result(trial, steps, status="running"):
+    """A Tune result of a one-trial pack."""
+    return {"members": {trial.trial_id: member(steps, status)}, "step": steps[-1], "time_total_s": 1.5}
 
 
 def run_row(engine, trial):
@@ -60,13 +65,13 @@ def test_start_and_first_result_are_one_transaction(setup):
     engine, callback, (trial, *_), commits = setup
     callback.on_trial_start(0, [], trial)
     assert commits == [] and run_row(engine, trial).status == "pending"
-    last = result([0, 10, 20], status="completed")
+    last = result(trial, [0, 10, 20], status="completed")
     callback.on_trial_result(0, [], trial, last)
     assert len(commits) == 1
     row = run_row(engine, trial)
     assert (row.status, row.attempts, row.steps_done, row.host) == ("completed", 1, 20, "h")
     assert row.started_at is not None and row.finished_at is not None and n_points(engine, trial) == 3
-    assert last["points"] == 3 and last["diagnostics"] == 0  # written, so Tune keeps counts only
+    assert last["members"][trial.trial_id]["points"] == 3 and last["members"][trial.trial_id]["diagnostics"] == 0  # written, so Tune keeps counts only
     callback.on_trial_complete(0, [], trial)
     callback.on_experiment_end([])
     assert len(commits) == 1
@@ -91,11 +96,11 @@ def test_a_start_without_a_result_is_written_soon(setup):
 def test_attempts_and_retried_points_are_counted_once(setup):
     engine, callback, (trial, *_), _ = setup
     callback.on_trial_start(0, [], trial)
-    callback.on_trial_result(0, [], trial, result([0, 10]))
+    callback.on_trial_result(0, [], trial, result(trial, [0, 10]))
     callback.on_trial_recover(0, [], trial)  # the worker died; Tune retries from the checkpoint at step 10
     callback.on_trial_start(0, [], trial)
     callback.on_trial_start(0, [], trial)  # and once more, before any result (a second failure)
-    callback.on_trial_result(0, [], trial, result([10, 20, 30], status="completed"))
+    callback.on_trial_result(0, [], trial, result(trial, [10, 20, 30], status="completed"))
     row = run_row(engine, trial)
     assert (row.status, row.attempts, row.steps_done, row.error) == ("completed", 3, 30, None)
     assert n_points(engine, trial) == 4  # step 10 reported twice, stored once
@@ -116,6 +121,27 @@ def test_pickled_without_engine_or_pending_starts(setup):
     copy = pickle.loads(pickle.dumps(callback))
     assert copy.engine is None and copy._starts == {} and copy.run_ids == callback.run_ids
     with pytest.raises(RuntimeError, match="before bind"):
-        copy.on_trial_result(0, [], trial, result([0]))
-    copy.bind(engine).on_trial_result(0, [], trial, result([0]))
+        copy.on_trial_result(0, [], trial, result(trial, [0]))
+    copy.bind(engine).on_trial_result(0, [], trial, result(trial, [0]))
     assert n_points(engine, trial) == 1
+
+
+def test_a_pack_is_written_member_by_member(setup):
+    """One Tune trial running two sweeper trials: each member's points and status land on its own run; a member
+    that diverged stays diverged when the pack later fails, and a restarted pack never reopens it."""
+    engine, callback, trials, commits = setup
+    a, b = trials[0], trials[1]
+    pack = SimpleNamespace(config={"pack": {"trials": [a.config["pack"]["trials"][0], b.config["pack"]["trials"][0]]}},
+                           error_file=None,
+                           trial_id="pack")
+    callback.on_trial_start(0, [], pack)
+    callback.on_trial_result(0, [], pack, {"members": {a.trial_id: member([0, 10], "diverged"),
+                                                       b.trial_id: member([0, 10])}, "step": 10})
+    assert len(commits) == 1
+    assert [run_row(engine, t).status for t in (a, b)] == ["diverged", "running"]
+    assert (n_points(engine, a), n_points(engine, b)) == (2, 2)
+    callback.on_trial_error(0, [], pack)
+    assert [run_row(engine, t).status for t in (a, b)] == ["diverged", "failed"]
+    callback.on_trial_start(0, [], pack)
+    callback.on_experiment_end([])
+    assert [run_row(engine, t).status for t in (a, b)] == ["diverged", "running"]
