@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from cli.options import DbOption, JsonOption, MaxTrialsOption
+from cli.options import DbOption, JsonOption, MaxTrialsOption, PackOption, parse_pack
 from cli.output import database_problem, fail, print_json
 from sweeper.expand import TooManyTrials, check_trial_count, expand, find_trial
 from sweeper.spec import SpecError, StudySpec, load_spec
@@ -118,10 +118,12 @@ def launch(
                                           help="Ray Tune storage for checkpoints (shared by all nodes)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the expanded trials and exit."),
     max_trials: int = MaxTrialsOption,
+    pack: str = PackOption,
     json_out: bool = JsonOption,
 ) -> None:
     """Launch a study on Ray Tune; every point lands in the database. Exit 1 if a trial failed."""
     check_run_options(cpus_per_trial, gpus_per_trial, max_concurrent, max_failures, max_trials)
+    pack_size = parse_pack(pack)
     if not dry_run:
         _check_db_url(db)
     study = read_spec(spec, max_trials)
@@ -140,28 +142,34 @@ def launch(
     from sweeper.launch.runner import launch_study
 
     _execute(launch_study, study, json_out, db_url=db, address=address, cpus_per_trial=cpus_per_trial,
-             gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, max_failures=max_failures, storage=storage)
+             gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, max_failures=max_failures, storage=storage,
+             pack=pack_size)
 
 
 def resume(
     study: str = typer.Argument(..., help="Study name."),
     db: Optional[str] = DbOption,
-    address: Optional[str] = typer.Option(None, "--address", envvar="RAY_ADDRESS"),
-    cpus_per_trial: float = typer.Option(1.0, "--cpus-per-trial"),
-    gpus_per_trial: float = typer.Option(0.0, "--gpus-per-trial"),
-    max_concurrent: Optional[int] = typer.Option(None, "--max-concurrent"),
-    max_failures: int = typer.Option(2, "--max-failures"),
+    address: Optional[str] = typer.Option(None, "--address", envvar="RAY_ADDRESS",
+                                          help="Ray cluster address (default: start a local Ray)."),
+    cpus_per_trial: float = typer.Option(1.0, "--cpus-per-trial", help="CPUs reserved per trial (per pack)."),
+    gpus_per_trial: float = typer.Option(0.0, "--gpus-per-trial", help="GPUs per trial; fractions share a GPU."),
+    max_concurrent: Optional[int] = typer.Option(None, "--max-concurrent", help="Trials running at once."),
+    max_failures: int = typer.Option(2, "--max-failures", help="Retries of a trial whose worker died."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Also rerun trials that failed."),
+    pack: str = typer.Option("auto", "--pack", help="Packing of trials the launch did not record (a study "
+                                                    "launched before packs): 'auto' or at most N; the packs a "
+                                                    "launch recorded are always kept."),
     json_out: bool = JsonOption,
 ) -> None:
     """Continue a study's unfinished trials from their last checkpoints."""
     from sweeper.launch.runner import resume_study
 
     check_run_options(cpus_per_trial, gpus_per_trial, max_concurrent, max_failures)
+    pack_size = parse_pack(pack)
     _check_db_url(db)
     _execute(resume_study, study, json_out, db_url=db, address=address, cpus_per_trial=cpus_per_trial,
              gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, max_failures=max_failures,
-             retry_failed=retry_failed)
+             retry_failed=retry_failed, pack=pack_size)
 
 
 def trial(

@@ -293,3 +293,13 @@ def test_where_on_timestamps_works(db):
 def test_trial_index_that_is_not_ascii(tmp_path):
     result = runner.invoke(app, ["trial", str(write_spec(tmp_path)), "--trial", "²"])
     assert_one_line(result, "error: no trial '²'")
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "many", "1.5", "²"])
+def test_bad_pack_is_one_line(value, tmp_path):
+    from tests.helpers import REPO_ROOT
+
+    out = CliRunner().invoke(app, ["launch", str(REPO_ROOT / "examples" / "quickstart.toml"), "--pack", value,
+                                   "--db", f"sqlite:///{tmp_path / 'x.db'}"])
+    assert out.exit_code == 2 and "--pack" in out.output and "Traceback" not in out.output
+    assert not (tmp_path / "x.db").exists()
