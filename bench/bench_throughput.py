@@ -6,8 +6,9 @@ vectorized ceiling; and the fixed overhead a trial pays on Ray, in CPU seconds.
 
 Studies (generated, ``--trials`` each; every trial shares one pack key, so ``auto`` may pack them all):
 
-* ``linreg``: SGD on linear regression (d = 16, n = 4096), B = 8, 2 epochs, 8 learning rates × seeds;
-* ``mlp``: SGD on an MNIST-1D MLP 40-64-64-10, B = 32, 2 epochs, 4 learning rates × 2 weight decays × seeds.
+* ``linreg``: SGD on linear regression (d = 16, n = 4096), B = 8, 8 epochs, 8 learning rates × seeds;
+* ``mlp``: SGD on an MNIST-1D MLP 40-64-64-10, B = 32, 12 epochs, 4 learning rates × 2 weight decays × seeds;
+  both about 1 CPU second of training per trial unpacked.
 
 Modes, interleaved so that the host's load hits them alike, each in a fresh subprocess:
 
@@ -50,15 +51,15 @@ def study(name: str, trials: int) -> dict:
         lrs = [0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2]
         base = {"data": {"name": "linreg", "n_train": 4096, "dim": 16, "condition": 10.0, "noise": 1.0},
                 "model": {"name": "linear"}, "sweep": {"batch_size": [8], "lr": lrs},
-                "log": {"every_epochs": 0.1}}
+                "log": {"every_epochs": 0.1}, "budget": {"epochs": 8}}
     else:
         lrs = [0.02, 0.05, 0.1, 0.2]
         base = {"data": {"name": "mnist1d"}, "model": {"name": "mlp", "width": 64, "depth": 2},
                 "sweep": {"batch_size": [32], "lr": lrs, "weight_decay": [0.0, 1e-4]},
-                "log": {"every_epochs": 0.25}}
+                "log": {"every_epochs": 0.25}, "budget": {"epochs": 12}}
     per_seed = len(lrs) * len(base["sweep"].get("weight_decay", [0.0]))
     return base | {"name": f"throughput-{name}-{trials}", "seeds": list(range(max(1, trials // per_seed))),
-                   "device": "cpu", "optimizer": {"name": "sgd"}, "budget": {"epochs": 2}}
+                   "device": "cpu", "optimizer": {"name": "sgd"}}
 
 
 def child(mode: str, spec_json: str) -> dict:

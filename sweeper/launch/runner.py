@@ -262,8 +262,9 @@ def _run_tuner(engine: Engine, study_id: int, name: str, trials: list[TrialConfi
         by_id = {t.trial_id: t for t in trials}
         recorded = read_packs(storage, name) if restore else None
         if recorded is None:
+            slots = _slots(size, options)
             recorded = [[t.trial_id for t in p] for p in packs([t for t in trials if t.trial_id not in finished],
-                                                                options.pack)]
+                                                                options.pack, slots)]
             if not restore:
                 write_packs(storage, name, recorded)
         todo = [ids for ids in recorded if any(i not in finished for i in ids)]
@@ -294,6 +295,15 @@ def _run_tuner(engine: Engine, study_id: int, name: str, trials: list[TrialConfi
 
 def _trial_name(trial: Any) -> str:
     return pack_name(member_ids(trial.config))
+
+
+def _slots(size: dict[str, Any], options: LaunchOptions) -> int:
+    """Trials (packs) the cluster runs at once: its CPUs (or GPUs) over what one asks for, capped by
+    ``--max-concurrent``."""
+    per = [size["ray_cpus"] / options.cpus_per_trial if options.cpus_per_trial else 0.0,
+           size["ray_gpus"] / options.gpus_per_trial if options.gpus_per_trial else 0.0]
+    slots = int(min(p for p in per if p > 0)) if any(p > 0 for p in per) else 1
+    return max(1, min(slots, options.max_concurrent or slots))
 
 
 def _steps_done(engine: Engine, run_ids: dict[str, int]) -> dict[str, int]:

@@ -55,10 +55,10 @@ def pack_key(config: TrialConfig) -> str | None:
     return json.dumps(d, sort_keys=True)
 
 
-def packs(trials: Sequence[TrialConfig], pack: int | str = "auto") -> list[list[TrialConfig]]:
+def packs(trials: Sequence[TrialConfig], pack: int | str = "auto", slots: int = 1) -> list[list[TrialConfig]]:
     """Trials grouped into packs that share a ``pack_key``: at most ``pack`` each, or ``"auto"`` (a size per group
-    from ``auto_pack_size``). Deterministic and order-keeping (a resumed study forms the same packs); unpackable
-    trials stand alone."""
+    from ``auto_pack_size``, and no larger than needed to give each of ``slots`` concurrent workers a pack).
+    Deterministic and order-keeping; unpackable trials stand alone."""
     groups: dict[str, list[TrialConfig]] = {}
     out: list[list[TrialConfig]] = []
     for t in trials:
@@ -68,7 +68,10 @@ def packs(trials: Sequence[TrialConfig], pack: int | str = "auto") -> list[list[
         else:
             groups.setdefault(key, []).append(t)
     for members in groups.values():
-        size = auto_pack_size(members[0], *model_size(members[0])) if pack == "auto" else int(pack)
+        if pack == "auto":
+            size = min(auto_pack_size(members[0], *model_size(members[0])), -(-len(members) // max(slots, 1)))
+        else:
+            size = int(pack)
         out += [members[i:i + size] for i in range(0, len(members), size)]
     return sorted(out, key=lambda p: p[0].index)
 

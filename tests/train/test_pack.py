@@ -63,6 +63,7 @@ def test_pack_key_groups_what_can_share_a_step():
     assert sorted(len(g) for g in groups) == [4, 4, 4, 4]
     assert all(len({t.batch_size for t in g}) == 1 for g in groups)
     assert packs(trials, 4) == groups and packs(trials, 1) == [[t] for t in trials]
+    assert sorted(len(g) for g in packs(trials, "auto", slots=3)) == [2, 2, 3, 3, 3, 3]  # 8 per key, 3 workers
     traj = expand(make_spec(seeds=[0, 1], diagnostics={"trajectory": {"projections": 4}}))
     assert pack_key(traj[0]) is None and packs(traj, 8) == [[t] for t in traj]
 
