@@ -19,6 +19,10 @@ Modes, interleaved so that the host's load hits them alike, each in a fresh subp
   no database: what a vectorized loop costs.
 * **inline --pack 1**: ``run_inline(pack=1)``: every trial's training, unpacked, one process, no Ray.
 
+Marginal trials/h: the wall time of N against N/2 trials, per extra trial, for each mode (the ≈ 7–8 s it takes a
+launch to start Ray and its first workers cancels out), so that the ratio says what packing does to a study
+long enough for that start-up not to matter.
+
 Per-trial fixed overhead = (CPU of the ``--pack 1`` launch of N trials − that of N/2 trials)/(N/2) − inline
 training CPU per trial: the marginal cost of one more trial on Ray beyond its training, with Ray's per-launch
 start-up (≈ 11 CPU s: two worker start-ups, Ray's daemons) cancelled out. Stated per trial and as a share of a
@@ -133,16 +137,21 @@ def main() -> None:
         rows: dict[str, list[dict]] = {}
         for _ in range(args.repeats):
             for mode, spec in (("inline-1", full), ("ray-1", full), ("ray-auto", full), ("ceiling", full),
-                               ("ray-1-half", half)):
+                               ("ray-1-half", half), ("ray-auto-half", half)):
                 rows.setdefault(mode, []).append(run(mode.removesuffix("-half"), spec))
         med = {m: {k: statistics.median(r[k] for r in rs) for k in ("trials", "cpu", "wall")} for m, rs in rows.items()}
         for mode, r in med.items():
             print(f"{name:<8} {mode:<14} {r['trials']:>6.0f} {r['cpu']:>8.1f} {r['cpu'] / r['trials']:>11.3f} "
                   f"{r['wall']:>7.1f} {3600 * r['trials'] / r['wall']:>9.0f}")
         per_hour = {m: 3600 * r["trials"] / r["wall"] for m, r in med.items()}
+        extra = med["ray-1"]["trials"] - med["ray-1-half"]["trials"]
+        marginal_wall = {m: (med[m]["wall"] - med[f"{m}-half"]["wall"]) / extra for m in ("ray-1", "ray-auto")}
         marginal = (med["ray-1"]["cpu"] - med["ray-1-half"]["cpu"]) / (med["ray-1"]["trials"] -
                                                                          med["ray-1-half"]["trials"])
         overhead = marginal - med["inline-1"]["cpu"] / med["inline-1"]["trials"]
+        print(f"{name}: marginal wall per trial (N vs N/2, the launch's start-up cancelled): unpacked "
+              f"{marginal_wall['ray-1']:.3f} s, packed {marginal_wall['ray-auto']:.3f} s = "
+              f"{marginal_wall['ray-1'] / marginal_wall['ray-auto']:.1f}× the trials/h")
         print(f"{name}: trials/h packed/unpacked = {per_hour['ray-auto'] / per_hour['ray-1']:.1f}×, "
               f"ceiling/unpacked = {per_hour['ceiling'] / per_hour['ray-1']:.1f}×; CPU per trial unpacked/packed = "
               f"{med['ray-1']['cpu'] / med['ray-auto']['cpu']:.1f}×; per-trial fixed overhead on Ray = "

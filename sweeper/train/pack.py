@@ -39,6 +39,7 @@ from sweeper.reporter import Report, Status
 from sweeper.train.divergence import Start, exceeds_tensor
 from sweeper.train.loop import Trial, TrialResult
 from sweeper.train.metrics import example_losses
+from sweeper.train.schedule import multiplier
 from sweeper.train.vector_optim import VectorOptimizer
 
 # What members of a pack may differ in: everything else of a TrialConfig must be equal.
@@ -245,6 +246,9 @@ class PackedTrial:
         self.buffers: dict[str, Tensor] = {}
         self._stack()
         self.optimizer = VectorOptimizer([m.stepper for m in self.members], self.params)
+        self._schedule_keys = [m.config.schedule.model_dump_json() for m in self.members]
+        self._idx = torch.empty((len(self.members), first.n_batches * first.config.batch_size), dtype=torch.long,
+                                device=self.device)  # every member's batch indices, drawn in place each step
 
     @staticmethod
     def _is_linear_regression(trial: Trial) -> bool:
@@ -300,17 +304,30 @@ class PackedTrial:
         grads, loss = vmap(grad_and_value(member_loss))(self.params, self.buffers, x, y)
         return loss, grads
 
-    def _step(self, measure: bool, alive: Tensor) -> Tensor:
-        """One raw step of every live member; returns the minibatch losses (K,)."""
-        hyper = [m.hyperparameters() for m in self.members]
+    def _hyperparameters(self, step: int) -> list[tuple[float, float]]:
+        """Every member's scheduled (η, λ) at ``step`` (``Trial.hyperparameters``, each schedule evaluated once)."""
+        clock = self.members[0].clock
+        epoch, total = clock.epoch(step), clock.total_epochs
+        factors: dict[str, tuple[float, float]] = {}
+        out = []
+        for m, key in zip(self.members, self._schedule_keys):
+            if key not in factors:
+                sched = m.config.schedule
+                factors[key] = (multiplier(sched.lr, epoch, total), multiplier(sched.weight_decay, epoch, total))
+            f_lr, f_wd = factors[key]
+            out.append((m.config.lr * f_lr, m.config.weight_decay * f_wd))
+        return out
+
+    def _step(self, step: int, measure: bool, alive: Tensor) -> Tensor:
+        """Raw step ``step`` → ``step + 1`` of every live member; returns the minibatch losses (K,)."""
+        hyper = self._hyperparameters(step)
         raw = [m.stepper.raw_lr(lr) for m, (lr, _) in zip(self.members, hyper)]
-        xs, ys = [], []
-        for m in self.members:
-            idx = m.sampler.draw(m.n_batches)
-            x = self.data.x_train[idx]
-            xs.append(self.data.augment(x, m.generator) if self.data.augment is not None else x)
-            ys.append(self.data.y_train[idx])
-        loss, grads = self._losses_and_grads(torch.stack(xs), torch.stack(ys))
+        for m, row in zip(self.members, self._idx):
+            m.sampler.draw_into(row)
+        x = self.data.x_train[self._idx]
+        if self.data.augment is not None:
+            x = torch.stack([self.data.augment(xk, m.generator) for xk, m in zip(x, self.members)])
+        loss, grads = self._losses_and_grads(x, self.data.y_train[self._idx])
         if measure:
             self.meters.add_grad(grads, alive)
             self.meters.before(self.params)
@@ -380,7 +397,7 @@ class PackedTrial:
         for event in events:
             while step < event and any(self.live):
                 measure = (step + 1) % measure_every == 0 or step + 1 in log_set
-                loss = self._step(measure, self.alive)
+                loss = self._step(step, measure, self.alive)
                 step += 1
                 bad_step = torch.where((bad_step < 0) & self.alive & exceeds_tensor(loss, bounds), step, bad_step)
                 if lead.check_every == 1 or step % lead.check_every == 0 or step == event:

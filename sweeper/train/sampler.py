@@ -30,6 +30,14 @@ class BatchSampler:
         self._pos += k
         return out
 
+    def draw_into(self, out: torch.Tensor) -> None:
+        """:meth:`draw` into ``out`` (shape (batches·B,), int64, on the device): the same indices, the same
+        generator state afterwards, without a new tensor (a pack gathers all its members' rows at once)."""
+        if self.replacement:
+            torch.randint(self.n, out.shape, generator=self.generator, device=self.device, out=out)
+        else:
+            out.copy_(self.draw(out.numel() // self.batch_size))
+
     def state_dict(self) -> dict:
         return {"perm": None if self._perm is None else self._perm.cpu(), "pos": self._pos}
 
