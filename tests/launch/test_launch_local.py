@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from db.queries import diagnostics_frame
 from sweeper.expand import expand
+from sweeper.launch.experiment import read_packs
 from sweeper.launch.faults import FAULTS_ENV
 from sweeper.launch.runner import LaunchError, LaunchOptions, init_ray, launch_study
 from sweeper.launch.writer_callback import DbWriterCallback
@@ -176,6 +177,8 @@ def test_a_killed_pack_is_retried_from_its_checkpoint(faults_file, sqlite_url, t
     assert outcome.counts == {"completed": 8} and (tmp_path / f"{victim}.killed").exists()
     rows = stored(sqlite_url, spec.name)
     assert_complete(spec, rows)
-    same_pack = [t.trial_id for t in trials if t.svag_l == trials[0].svag_l]
+    recorded = read_packs(str(tmp_path / "ray"), spec.name)
+    assert sorted(i for p in recorded for i in p) == sorted(t.trial_id for t in trials) and len(recorded) > 1
+    same_pack = next(p for p in recorded if victim in p)
     assert {rows[t]["attempts"] for t in same_pack} == {2}
     assert {rows[t.trial_id]["attempts"] for t in trials if t.trial_id not in same_pack} == {1}

@@ -20,7 +20,8 @@ BLOWUP = dict(sweep={"batch_size": [8], "lr": [2.2]}, budget={"steps": 60},
 def first_batch_loss_past_bound(config) -> int | None:
     """The first raw step whose minibatch loss breaks the rule, by stepping a fresh Trial by hand."""
     trial = Trial(config)
-    limit = DIVERGENCE_FACTOR * trial.losses()[0]
+    train_loss, _, test_loss, _ = trial.losses()
+    limit = DIVERGENCE_FACTOR * max(train_loss, test_loss)
     while trial.step < trial.clock.total_steps:
         loss = trial.train_step(*trial.hyperparameters()).item()
         if not math.isfinite(loss) or abs(loss) > limit:
@@ -33,9 +34,12 @@ def test_the_rule():
     assert exceeds(501.0, 500.0) and exceeds(-501.0, 500.0) and not exceeds(500.0, 500.0)
     assert exceeds(math.nan, math.inf) and exceeds(math.inf, math.inf) and not exceeds(None, 1.0)
     start = Start({"train_loss": 1.0, "test_loss": 2.0})
-    assert start.batch_bound == 1e3
-    assert not start.point_diverged({"train_loss": 999.0, "test_loss": 1999.0})
-    assert start.point_diverged({"train_loss": 1.0, "test_loss": 2001.0})  # the test loss against its own start
+    assert start.scale == 2.0 and start.batch_bound == 2e3  # L₀: the larger start value
+    assert not start.point_diverged({"train_loss": 1999.0, "test_loss": 1999.0})
+    assert start.point_diverged({"train_loss": 1.0, "test_loss": 2001.0})
+    tiny = Start({"train_loss": 1e-6, "test_loss": 0.5})  # a train loss on one example can start near 0
+    assert tiny.batch_bound == 500.0 and not tiny.point_diverged({"train_loss": 0.01, "test_loss": 0.5})
+    assert Start({"train_loss": None, "test_loss": math.nan}).batch_bound == math.inf
 
 
 def test_a_finite_geometric_blowup_diverges_at_the_first_step_past_the_bound(monkeypatch):
@@ -47,7 +51,7 @@ def test_a_finite_geometric_blowup_diverges_at_the_first_step_past_the_bound(mon
     assert result.diverged_step == expected == reporter.reports[-1].info["diverged_step"]
     assert result.steps_done == expected and result.points[-1]["step"] == expected  # the points stop there
     assert all(p["step"] < expected for p in result.points[:-1])
-    start = result.points[0]["train_loss"]
+    start = max(result.points[0]["train_loss"], result.points[0]["test_loss"])
     assert all(p["train_loss"] <= DIVERGENCE_FACTOR * start for p in result.points[:-1])
 
     # Without the bound (only NaN/inf) the same run stays finite to the end of its budget: it used to be `completed`.
@@ -69,10 +73,9 @@ def test_the_test_loss_is_checked_at_logged_points(monkeypatch):
     config = make_trial(**BLOWUP)
     monkeypatch.setattr(Start, "batch_bound", property(lambda self: math.inf))  # only the points' check remains
     result = run_trial(config, ListReporter())
-    start = result.points[0]["test_loss"]
+    start = max(result.points[0]["train_loss"], result.points[0]["test_loss"])
     assert result.status == "diverged" and result.diverged_step == result.points[-1]["step"]
-    assert result.points[-1]["test_loss"] > DIVERGENCE_FACTOR * start or (
-        result.points[-1]["train_loss"] > DIVERGENCE_FACTOR * result.points[0]["train_loss"])
+    assert max(result.points[-1]["test_loss"], result.points[-1]["train_loss"]) > DIVERGENCE_FACTOR * start
     assert all(p["test_loss"] <= DIVERGENCE_FACTOR * start for p in result.points[:-1])
 
 
