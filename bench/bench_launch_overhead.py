@@ -229,16 +229,21 @@ def one_inline(spec_path: str) -> dict:
     return {"trials": len(expand(spec)), "cpu": cpu, "wall": wall}
 
 
-def run_child(kind: str, spec: str) -> dict:
-    child = subprocess.Popen([sys.executable, __file__, "--child", kind, "--spec", spec], cwd=REPO,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env=os.environ | {"OMP_NUM_THREADS": "1"})
+def run_sampled(script: str, args: list[str]) -> tuple[dict, dict[str, float]]:
+    """Run ``python script *args`` (one torch thread); its last stdout line as JSON, and the CPU seconds of its
+    descendants by kind (``TreeSampler``)."""
+    child = subprocess.Popen([sys.executable, script, *args], cwd=REPO, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=os.environ | {"OMP_NUM_THREADS": "1"})
     sampler = TreeSampler(child.pid)
     out, err = child.communicate()
     by_kind = sampler.stop()
     if child.returncode != 0:
-        raise SystemExit(f"{kind} child failed:\n{err[-4000:]}")
-    result = json.loads(out.strip().splitlines()[-1])
+        raise SystemExit(f"{' '.join(args)} failed:\n{err[-4000:]}")
+    return json.loads(out.strip().splitlines()[-1]), by_kind
+
+
+def run_child(kind: str, spec: str) -> dict:
+    result, by_kind = run_sampled(__file__, ["--child", kind, "--spec", spec])
     result["ray_cpu"] = sum(v for k, v in by_kind.items() if not k.startswith("processes_"))
     result["ray_by_kind"] = by_kind
     return result

@@ -36,7 +36,6 @@ import ctypes
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,7 +45,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from bench_launch_overhead import PR_SET_CHILD_SUBREAPER, TreeSampler, _reap_all  # noqa: E402
+from bench_launch_overhead import PR_SET_CHILD_SUBREAPER, _reap_all, run_sampled  # noqa: E402
 
 
 def study(name: str, trials: int) -> dict:
@@ -104,15 +103,7 @@ def child(mode: str, spec_json: str) -> dict:
 
 
 def run(mode: str, spec: dict) -> dict:
-    proc = subprocess.Popen([sys.executable, __file__, "--child", mode, "--spec-json", json.dumps(spec)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=os.environ | {"OMP_NUM_THREADS": "1"})
-    sampler = TreeSampler(proc.pid)
-    out, err = proc.communicate()
-    by_kind = sampler.stop()
-    if proc.returncode != 0:
-        raise SystemExit(f"{mode} failed:\n{err[-4000:]}")
-    result = json.loads(out.strip().splitlines()[-1])
+    result, by_kind = run_sampled(__file__, ["--child", mode, "--spec-json", json.dumps(spec)])
     result["cpu"] += sum(v for k, v in by_kind.items() if not k.startswith("processes_"))
     return result
 

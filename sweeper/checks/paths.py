@@ -301,16 +301,11 @@ def figure_paths(data: Any, verdict_: Verdict, title: str) -> Any:
         curves = Curves(data.points, main["metric"], main["axis"])
         kappas = [r["kappa"] for r in main["runs"]]
         for j, entry in enumerate(main["runs"]):
-            ids = entry["run_ids"]
-            ends = [curves.end(r) for r in ids]
-            if not np.isfinite(ends).any():
+            curve = curves.seed_mean(entry["run_ids"])
+            if curve is None:
                 continue
-            grid = np.linspace(0.0, float(np.nanmax(ends)), 200)
-            rows = np.array([curves.at(r, grid) for r in ids])
-            with np.errstate(all="ignore"):
-                mean = np.nanmean(rows, axis=0) if np.isfinite(rows).any() else grid * np.nan
             width = 2.5 if entry["kappa"] == main["baseline_kappa"] else 1.2
-            top.plot(grid, mean, color=cmap(j / max(1, len(kappas) - 1)), lw=width, label=f"κ = {entry['kappa']:g}")
+            top.plot(*curve, color=cmap(j / max(1, len(kappas) - 1)), lw=width, label=f"κ = {entry['kappa']:g}")
         base_ids = next((e["run_ids"] for e in main["runs"] if e["kappa"] == main["baseline_kappa"]), [])
         base_y = data.points.loc[data.points.run_id.isin(base_ids), main["metric"]].astype(float)
         base_y = base_y[np.isfinite(base_y)]

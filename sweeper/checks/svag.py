@@ -299,15 +299,10 @@ def figure(data: StudyData, verdict: Verdict) -> Any:
         levels = g.get("runs", [])
         curves = Curves(data.points, g["metric"])
         for j, entry in enumerate(levels):
-            ids = entry["run_ids"]
-            ends = [curves.end(r) for r in ids]
-            if not np.isfinite(ends).any():
+            curve = curves.seed_mean(entry["run_ids"])
+            if curve is None:
                 continue
-            grid = np.linspace(0.0, float(np.nanmax(ends)), 200)
-            rows = np.array([curves.at(r, grid) for r in ids])
-            with np.errstate(all="ignore"):
-                mean = np.nanmean(rows, axis=0) if np.isfinite(rows).any() else grid * np.nan
-            ax1.plot(grid, mean, color=cmap(j / max(1, len(levels) - 1) * 0.85),
+            ax1.plot(*curve, color=cmap(j / max(1, len(levels) - 1) * 0.85),
                      lw=2.2 if entry["x"] == 1 else 1.2, label=f"{g['level_name']} = {entry['x']:g}")
         ax1.set(xlabel="SDE time", ylabel=g["metric"], title=f"SVAG trajectories — {g['label']}")
         if levels:

@@ -48,6 +48,17 @@ class Curves:
             return np.full(len(times), np.nan)
         return np.interp(times, x, y, left=np.nan, right=np.nan)
 
+    def seed_mean(self, run_ids: Sequence[int], samples: int = 200) -> tuple[np.ndarray, np.ndarray] | None:
+        """The runs' mean curve on an even grid from 0 to the longest run's end (for figures); None if no run has
+        points."""
+        ends = [self.end(r) for r in run_ids]
+        if not np.isfinite(ends).any():
+            return None
+        grid = np.linspace(0.0, float(np.nanmax(ends)), samples)
+        rows = np.array([self.at(r, grid) for r in run_ids])
+        with np.errstate(all="ignore"):
+            return grid, np.nanmean(rows, axis=0) if np.isfinite(rows).any() else grid * np.nan
+
     def grid(self, run_ids: Sequence[int], a: float, b: float) -> np.ndarray:
         """An even grid over [a, b] (cell midpoints) with as many samples as the sparsest of ``run_ids`` logged
         inside (at least 3), or an empty grid if one of them does not cover the window."""
