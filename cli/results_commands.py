@@ -83,7 +83,9 @@ def runs(
     if json_out:
         print_json(rows)
     else:
-        print_rows(rows, title=f"{study}: {len(rows)} runs", columns=RUN_SUMMARY)
+        lost = sum(r["status"] == "interrupted" for r in rows)
+        note = f" ({lost} interrupted: the driver died; continue with `sweeper resume {study}`)" if lost else ""
+        print_rows(rows, title=f"{study}: {len(rows)} runs{note}", columns=RUN_SUMMARY)
 
 
 def show(

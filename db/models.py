@@ -34,11 +34,18 @@ __all__ = [
     "VERDICT_VALUES",
     "POINT_METRICS",
     "RUN_HPARAMS",
+    "HEARTBEAT_S",
+    "HEARTBEAT_GRACE_S",
 ]
 
 STUDY_STATUSES = ("running", "completed", "failed", "interrupted")
 RUN_STATUSES = ("pending", "running", "completed", "failed", "diverged")
 VERDICT_VALUES = ("CONFIRMED", "REFUTED", "INCONCLUSIVE")
+
+HEARTBEAT_S = 30.0
+"""A running study's driver writes ``studies.heartbeat_at`` at most this often (seconds)."""
+HEARTBEAT_GRACE_S = 3 * HEARTBEAT_S
+"""A ``running`` study whose heartbeat is older than this (or missing) is read as ``interrupted``: its driver died."""
 
 POINT_METRICS = tuple(f for f in POINT_FIELDS if f != "step")
 """The float columns of ``points`` besides the key ``(run_id, step)``."""
@@ -108,6 +115,8 @@ class Study(Base):
     ray_gpus: Mapped[float | None] = mapped_column(PortableFloat)
     storage: Mapped[str | None] = mapped_column(sa.Text)
     """Ray Tune storage root holding the study's experiment (checkpoints), used by ``sweeper resume``."""
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    """When the driver running the study last showed it was alive (every HEARTBEAT_S while it runs)."""
 
     runs: Mapped[list[Run]] = relationship(back_populates="study", passive_deletes=True)
     verdicts: Mapped[list[Verdict]] = relationship(back_populates="study", passive_deletes=True)

@@ -6,10 +6,15 @@ run's hyperparameters next to the measurements, so a check can ``groupby(["batch
 
 Float columns are float64, where NULL ("not measured") and NaN (e.g. a diverged loss) both read as NaN; pass
 ``keep_null=True`` to get pandas ``Float64`` columns instead, where NULL is ``<NA>`` and NaN stays NaN.
+
+A study's status is read live: a ``running`` study whose heartbeat (``studies.heartbeat_at``) is older than
+``HEARTBEAT_GRACE_S``, or missing, lost its driver and reads as ``interrupted`` (:func:`list_studies`,
+:func:`study_status`), and so do its ``running`` runs in :func:`runs_with_final`. The stored rows are not changed.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,14 +27,25 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, joinedload
 
 from db.errors import AmbiguousRun, UnknownRun, UnknownStudy
-from db.models import POINT_METRICS, RUN_HPARAMS, RUN_STATUSES, Diagnostic, Point, Run, Study, Verdict
-from db.types import PortableFloat
+from db.models import (
+    HEARTBEAT_GRACE_S,
+    POINT_METRICS,
+    RUN_HPARAMS,
+    RUN_STATUSES,
+    Diagnostic,
+    Point,
+    Run,
+    Study,
+    Verdict,
+)
+from db.types import PortableFloat, utcnow
 
 __all__ = [
     "RENAMED_POINT_COLUMNS",
     "StudyFrames",
     "resolve_study",
     "list_studies",
+    "study_status",
     "study_spec",
     "study_frames",
     "runs_frame",
@@ -94,9 +110,29 @@ def resolve_study(bind: Bind, study: StudyRef) -> int:
         return found
 
 
-def list_studies(bind: Bind) -> pd.DataFrame:
-    """One row per study (oldest first): its columns except the spec, ``n_runs`` and ``n_<status>`` counts."""
-    cols = [c for c in Study.__table__.columns if c.name != "spec"]
+def _live_status(now: dt.datetime | None = None) -> Any:
+    """``studies.status`` as read at ``now`` (default: the current time): ``interrupted`` for a ``running`` study
+    whose heartbeat is missing or older than HEARTBEAT_GRACE_S."""
+    cutoff = (utcnow() if now is None else now) - dt.timedelta(seconds=HEARTBEAT_GRACE_S)
+    stale = sa.or_(Study.heartbeat_at.is_(None), Study.heartbeat_at < cutoff)
+    return sa.case((sa.and_(Study.status == "running", stale), "interrupted"), else_=Study.status)
+
+
+def study_status(bind: Bind, study: StudyRef, *, now: dt.datetime | None = None) -> str:
+    """The study's status as read now: the stored one, but ``interrupted`` when it is ``running`` with a stale or
+    missing heartbeat (its driver died)."""
+    with _connect(bind) as conn:
+        study_id = resolve_study(conn, study)
+        return conn.scalar(sa.select(_live_status(now)).where(Study.id == study_id))
+
+
+def list_studies(bind: Bind, *, now: dt.datetime | None = None) -> pd.DataFrame:
+    """One row per study (oldest first): its columns except the spec, ``n_runs`` and ``n_<status>`` counts.
+
+    ``status`` is read live (:func:`study_status`): ``interrupted`` for a running study whose driver died.
+    """
+    cols = [_live_status(now).label("status") if c.name == "status" else c
+            for c in Study.__table__.columns if c.name != "spec"]
     with _connect(bind) as conn:
         studies = _frame(conn, sa.select(*cols).order_by(Study.id), keep_null=False)
         counts = conn.execute(
@@ -140,18 +176,26 @@ def _filterable(expr: Any) -> Any:
     return sa.type_coerce(expr, sa.Double()) if isinstance(expr.type, PortableFloat) else expr
 
 
-def runs_with_final(bind: Bind, study: StudyRef, *, where: str | None = None, keep_null: bool = False) -> pd.DataFrame:
+def runs_with_final(bind: Bind, study: StudyRef, *, where: str | None = None, keep_null: bool = False,
+                    now: dt.datetime | None = None) -> pd.DataFrame:
     """:func:`runs_frame` plus ``final_<metric>`` for each point column: its value at the run's last step where
     it was measured (NULL if never).
+
+    When the study reads as interrupted (:func:`study_status`), its ``running`` runs read as ``interrupted`` (in
+    ``status`` and in ``where``): nothing is running them any more.
 
     ``where`` is a filter in the ``--where`` language of :mod:`db.where` over the run columns (``run_id`` for the
     id) and the ``final_<metric>`` columns, e.g. ``"status = 'completed' and final_test_acc > 0.9"``; it is parsed
     into SQLAlchemy expressions (never pasted into SQL) and raises :class:`db.where.WhereError` when invalid.
     """
-    run_cols = [c.label("run_id") if c.name == "id" else c for c in Run.__table__.columns]
     finals = {f"final_{m}": _final_metric(m) for m in POINT_METRICS}
     with _connect(bind) as conn:
         study_id = resolve_study(conn, study)
+        status: Any = Run.status
+        if study_status(conn, study_id, now=now) == "interrupted":
+            status = sa.case((Run.status == "running", "interrupted"), else_=Run.status)
+        run_cols = [c.label("run_id") if c.name == "id" else status.label("status") if c.name == "status" else c
+                    for c in Run.__table__.columns]
         stmt = (
             sa.select(*run_cols, *(q.label(name) for name, q in finals.items()))
             .where(Run.study_id == study_id)
@@ -161,7 +205,7 @@ def runs_with_final(bind: Bind, study: StudyRef, *, where: str | None = None, ke
             from db.where import parse_where
 
             names: dict[str, Any] = {c.name: _filterable(c) for c in Run.__table__.columns if c.name != "id"}
-            names["run_id"] = Run.id
+            names["run_id"], names["status"] = Run.id, status
             names.update({name: sa.type_coerce(q, sa.Double()) for name, q in finals.items()})
             stmt = stmt.where(parse_where(where, names))
         df = _frame(conn, stmt, keep_null)

@@ -12,6 +12,7 @@ None of these functions commits: the caller owns the transaction (``with Session
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import hashlib
 import io
@@ -37,7 +38,7 @@ from db.models import (
     Study,
     Verdict,
 )
-from db.types import encode_json, float_binder
+from db.types import encode_json, float_binder, utcnow
 
 __all__ = [
     "POINT_KEYS",
@@ -46,6 +47,7 @@ __all__ = [
     "run_columns",
     "ensure_study",
     "update_study",
+    "write_heartbeat",
     "ensure_runs",
     "update_run",
     "write_points",
@@ -157,6 +159,19 @@ def update_study(session: Session, study_id: int, **fields: Any) -> None:
     result = session.execute(sa.update(Study).where(Study.id == study_id).values(**fields))
     if result.rowcount == 0:  # type: ignore[attr-defined]
         raise UnknownStudy(f"no study with id {study_id}")
+
+
+def write_heartbeat(target: Target, study_id: int, at: dt.datetime | None = None) -> None:
+    """Record that the study's driver is alive: one ``UPDATE studies SET heartbeat_at`` (default: now, UTC).
+
+    Takes an Engine (and commits) or a Connection/Session (the caller commits); an unknown study id updates nothing.
+    """
+    stmt = sa.update(Study).where(Study.id == study_id).values(heartbeat_at=utcnow() if at is None else at)
+    if isinstance(target, Engine):
+        with target.begin() as conn:
+            conn.execute(stmt)
+    else:
+        target.execute(stmt)
 
 
 # --------------------------------------------------------------------------------------------------- runs

@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 
 from db.engine import open_db
 from db.models import Run, Study
-from db.writer import ensure_runs, ensure_study, spec_hash, update_study
+from db.types import utcnow
+from db.writer import ensure_runs, ensure_study, spec_hash, update_study, write_heartbeat
 from sweeper.expand import TrialConfig, expand
 from sweeper.spec import StudySpec, parse_spec
 from sweeper.launch.experiment import (attempt_name, latest_checkpoint, member_ids, pack_name, read_packs,
@@ -252,11 +253,12 @@ def _run_tuner(engine: Engine, study_id: int, name: str, trials: list[TrialConfi
     from ray import tune
 
     _setdefault_environment(TUNE_ENVIRONMENT)
+    write_heartbeat(engine, study_id)  # alive from here on (a launch or a resume); DbWriterCallback keeps it fresh
     connected_before = ray.is_initialized()
     size = init_ray(options)
     try:
         with Session(engine) as session, session.begin():
-            update_study(session, study_id, status="running", **size)
+            update_study(session, study_id, status="running", heartbeat_at=utcnow(), **size)
         finished = {t.trial_id for t in trials if _status(engine, run_ids[t.trial_id]) in TERMINAL}
         callbacks = _callbacks(run_ids, engine, len(trials), finished, options)
         by_id = {t.trial_id: t for t in trials}

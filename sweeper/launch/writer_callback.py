@@ -3,6 +3,9 @@
 A Tune trial runs a pack of sweeper trials (one, or K packed: ``sweeper.train.pack``); its config holds them as
 ``pack.trials`` and each result holds ``members``, per trial id. Runs are written per member: the database cannot tell
 a packed run from an unpacked one.
+
+The callback also keeps the study's heartbeat (``studies.heartbeat_at``) current: at most one UPDATE every
+``heartbeat_s`` from :meth:`DbWriterCallback.on_step_end`, so a study whose driver died reads as interrupted.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ from ray import tune
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from db.models import Run
-from db.writer import update_run, write_diagnostics, write_points
+from db.models import HEARTBEAT_S, Run
+from db.writer import update_run, write_diagnostics, write_heartbeat, write_points
 from sweeper.launch.experiment import member_ids
 
 FINAL = ("completed", "diverged")
@@ -25,6 +28,10 @@ FINAL = ("completed", "diverged")
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
+
+
+_clock = time.monotonic
+"""The heartbeat's clock (tests replace it)."""
 
 
 class DbWriterCallback(tune.Callback):
@@ -39,25 +46,35 @@ class DbWriterCallback(tune.Callback):
     result's points and diagnostics are in the database they are dropped from the result (Tune lets callbacks
     change it), leaving their counts: Tune keeps each trial's last result and writes it into every experiment
     checkpoint, which would otherwise re-serialise a trajectory per trial each time.
+
+    The study's heartbeat (whose first beat the runner writes as the study starts running) is written again at the
+    first Tune step ``heartbeat_s`` after the last one: one UPDATE when due, nothing otherwise.
     """
 
     START_DELAY_S = 1.0
+    HEARTBEAT_S = HEARTBEAT_S
 
-    def __init__(self, run_ids: dict[str, int], engine: Engine | None = None, start_delay_s: float = START_DELAY_S):
+    def __init__(self, run_ids: dict[str, int], engine: Engine | None = None, start_delay_s: float = START_DELAY_S,
+                 heartbeat_s: float = HEARTBEAT_S):
         self.run_ids = run_ids
         self.engine = engine
         self.start_delay_s = start_delay_s
+        self.heartbeat_s = heartbeat_s
         self._starts: dict[int, tuple[float, dict[str, Any]]] = {}  # run id → (when, its start's fields)
+        self._study_id: int | None = None  # looked up from a run at the first heartbeat
+        self._last_beat = _clock()  # of the last heartbeat: the runner writes one just before Tune starts
 
     def bind(self, engine: Engine) -> DbWriterCallback:
         self.engine = engine
         return self
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"run_ids": self.run_ids, "engine": None, "start_delay_s": self.start_delay_s, "_starts": {}}
+        return {"run_ids": self.run_ids, "engine": None, "start_delay_s": self.start_delay_s, "_starts": {},
+                "heartbeat_s": self.heartbeat_s, "_study_id": self._study_id}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update({"start_delay_s": self.START_DELAY_S, "_starts": {}} | state)
+        self.__dict__.update({"start_delay_s": self.START_DELAY_S, "_starts": {}, "heartbeat_s": self.HEARTBEAT_S,
+                              "_study_id": None} | state | {"_last_beat": _clock()})
 
     def _run_ids(self, trial: Any) -> list[int]:
         """The runs of the Tune trial's pack."""
@@ -108,9 +125,28 @@ class DbWriterCallback(tune.Callback):
             self._starts[run_id] = (time.monotonic(), {"status": "running", "started_at": _now(),
                                                        "finished_at": None, "attempts": Run.attempts + 1})
 
+    def _heartbeat(self) -> None:
+        """Write the study's heartbeat if ``heartbeat_s`` have passed since the last one."""
+        now = _clock()
+        if now - self._last_beat < self.heartbeat_s:
+            return
+        if self._study_id is None:
+            if not self.run_ids:
+                return
+            any_run = next(iter(self.run_ids.values()))
+            with self._session() as session:
+                self._study_id = session.scalar(select(Run.study_id).where(Run.id == any_run))
+            if self._study_id is None:
+                return
+        if self.engine is None:
+            raise RuntimeError("DbWriterCallback used before bind(engine)")
+        write_heartbeat(self.engine, self._study_id)
+        self._last_beat = now
+
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         if self._starts:
             self._flush_starts(self.start_delay_s)
+        self._heartbeat()
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         if self._starts:

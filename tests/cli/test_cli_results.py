@@ -142,3 +142,42 @@ def test_unreachable_database_is_one_line_without_the_password():
     result = invoke("studies", "--db", "postgresql://bob:pw123@127.0.0.1:1/nowhere")
     assert result.exit_code == 2 and "pw123" not in result.output
     assert result.stderr.startswith("error: cannot use the database:") and result.stderr.count("\n") == 1
+
+
+def test_studies_json_reports_interrupted_from_the_heartbeat(tmp_path):
+    """A constructed database: a running study whose heartbeat is stale lists as interrupted (its running runs
+    too), one beating now as running, a finished one as completed; the stored status stays as it was."""
+    import datetime as dt
+
+    from db.models import HEARTBEAT_GRACE_S, Study
+    from db.writer import update_study
+
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    spec = make_spec(name="x", seeds=[0], sweep={"batch_size": [8], "lr": [0.05]}, budget={"epochs": 0.5})
+    trial = expand(spec)[0].model_dump(mode="json")
+    now = dt.datetime.now(dt.timezone.utc)
+    engine = open_db(url, create=True)
+    with Session(engine) as session, session.begin():
+        for name, status, beat in (("dead", "running", now - dt.timedelta(seconds=HEARTBEAT_GRACE_S + 60)),
+                                   ("alive", "running", now),
+                                   ("done", "completed", now - dt.timedelta(days=1))):
+            study = ensure_study(session, name, {**spec.model_dump(mode="json"), "name": name})
+            run_id = ensure_runs(session, study, [trial])[trial["trial_id"]]
+            update_run(session, run_id, status="completed" if status == "completed" else "running")
+            update_study(session, study.id, status=status, heartbeat_at=beat)
+    result = invoke("studies", "--db", url, "--json")
+    assert result.exit_code == 0, result.output
+    rows = {r["name"]: r for r in json.loads(result.stdout)}
+    assert {n: r["status"] for n, r in rows.items()} == {"dead": "interrupted", "alive": "running",
+                                                        "done": "completed"}
+    assert rows["alive"]["heartbeat_at"].startswith(now.isoformat()[:19])
+    plain = invoke("studies", "--db", url)
+    assert plain.exit_code == 0 and "interrupted" in plain.stdout
+    (run,) = json.loads(invoke("runs", "dead", "--db", url, "--json").stdout)
+    assert run["status"] == "interrupted"
+    listed = invoke("runs", "dead", "--db", url)
+    assert listed.exit_code == 0 and "sweeper resume dead" in listed.stdout
+    assert [r["status"] for r in json.loads(invoke("runs", "alive", "--db", url, "--json").stdout)] == ["running"]
+    with engine.connect() as conn:
+        assert conn.scalar(sa.select(Study.status).where(Study.name == "dead")) == "running"
+    engine.dispose()

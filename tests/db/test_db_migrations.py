@@ -31,7 +31,7 @@ def tables(url: str) -> set[str]:
 def test_upgrade_from_empty(db_url: str) -> None:
     assert migrate.current(db_url) is None
     migrate.upgrade(db_url)
-    assert migrate.current(db_url) == migrate.head() == "0002"
+    assert migrate.current(db_url) == migrate.head() == "0003"
     assert tables(db_url) == TABLES | {migrate.VERSION_TABLE}
     migrate.upgrade(db_url)  # at head already: a no-op
     assert migrate.current(db_url) == migrate.head()
@@ -55,6 +55,37 @@ def test_upgrade_0001_to_0002_keeps_the_data(db_url: str) -> None:
             assert conn.execute(sa.text("SELECT step, test_loss, noise_scale FROM points")).all() == [(10, 0.5, None)]
         migrate.downgrade(db_url, "0001")
         with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT step, test_loss FROM points")).all() == [(10, 0.5)]
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_0002_to_0003_keeps_the_data(db_url: str) -> None:
+    """A database written at 0002 (before studies.heartbeat_at) keeps its studies and runs through 0003 and back;
+    the old studies have no heartbeat."""
+    migrate.upgrade(db_url, "0002")
+    engine = make_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO studies (name, spec, spec_hash, package_version, status, created_at) "
+                                 "VALUES ('old', '{}', 'h', '0.0', 'running', CURRENT_TIMESTAMP)"))
+            conn.execute(sa.text(
+                "INSERT INTO runs (study_id, trial_id, trial_index, status, optimizer, model, dataset, batch_size, lr,"
+                " weight_decay, svag_l, seed, config, attempts) SELECT id, 't1', 0, 'running', 'sgd', 'linear',"
+                " 'linreg', 8, 0.1, 0.0, 1.0, 0, '{}', 1 FROM studies"))
+            conn.execute(sa.text("INSERT INTO points (run_id, step, test_loss) SELECT id, 10, 0.5 FROM runs"))
+        migrate.upgrade(db_url)
+        assert migrate.current(db_url) == "0003"
+        with engine.begin() as conn:
+            assert conn.execute(sa.text("SELECT name, status, heartbeat_at FROM studies")).all() == [
+                ("old", "running", None)]
+            conn.execute(sa.text("UPDATE studies SET heartbeat_at = CURRENT_TIMESTAMP"))
+        migrate.downgrade(db_url, "0002")
+        assert migrate.current(db_url) == "0002"
+        assert "heartbeat_at" not in {c["name"] for c in sa.inspect(engine).get_columns("studies")}
+        with engine.connect() as conn:  # rebuilding studies (SQLite batch mode) cascades nothing away
+            assert conn.execute(sa.text("SELECT name, status FROM studies")).all() == [("old", "running")]
+            assert conn.execute(sa.text("SELECT trial_id, status FROM runs")).all() == [("t1", "running")]
             assert conn.execute(sa.text("SELECT step, test_loss FROM points")).all() == [(10, 0.5)]
     finally:
         engine.dispose()

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -172,3 +173,47 @@ def test_runs_with_final(engine: Engine, filled: dict) -> None:
     assert done["trial_id"].tolist() == ["trial-001"]
     with pytest.raises(ValueError, match="final_train_los"):
         queries.runs_with_final(engine, "demo", where="final_train_los < 1")
+
+
+def test_liveness_from_the_heartbeat(engine: Engine, study: dict, make_config: Callable[..., dict]) -> None:
+    """A running study with a stale or missing heartbeat lists as interrupted (its running runs too); a fresh one
+    as running; a finished one as what it is. Reading changes no stored row."""
+    import datetime as dt
+
+    from db.models import HEARTBEAT_GRACE_S, Study
+
+    now = dt.datetime.now(dt.timezone.utc)
+    grace = dt.timedelta(seconds=HEARTBEAT_GRACE_S)
+    with Session(engine) as session, session.begin():
+        writer.update_run(session, study["runs"]["trial-000"], status="running")
+        writer.update_run(session, study["runs"]["trial-001"], status="completed")
+        writer.write_heartbeat(session, study["study_id"], now - grace - dt.timedelta(seconds=5))  # "demo": stale
+        ids = {}
+        for name, status, beat in (("fresh", "running", now - grace + dt.timedelta(seconds=5)),
+                                   ("silent", "running", None),  # died before its first beat
+                                   ("done", "completed", now - 10 * grace)):
+            st = writer.ensure_study(session, name, {"name": name})
+            writer.ensure_runs(session, st, [make_config(0)])
+            writer.update_study(session, st.id, status=status, heartbeat_at=beat)
+            ids[name] = st.id
+        writer.update_run(session, writer.ensure_runs(session, ids["fresh"], [make_config(0)])["trial-000"],
+                          status="running")
+    df = queries.list_studies(engine, now=now).set_index("name")
+    assert df["status"].to_dict() == {"demo": "interrupted", "fresh": "running", "silent": "interrupted",
+                                      "done": "completed"}
+    assert "heartbeat_at" in df.columns
+    assert queries.study_status(engine, "demo", now=now) == "interrupted"
+    assert queries.study_status(engine, "fresh", now=now) == "running"
+    # a minute later the fresh one is stale too
+    assert queries.study_status(engine, "fresh", now=now + dt.timedelta(seconds=60)) == "interrupted"
+
+    runs = queries.runs_with_final(engine, "demo", now=now)
+    assert runs["status"].tolist() == ["interrupted", "completed", "pending", "pending"]
+    picked = queries.runs_with_final(engine, "demo", now=now, where="status = 'interrupted'")
+    assert picked["trial_id"].tolist() == ["trial-000"]
+    assert queries.runs_with_final(engine, "fresh", now=now)["status"].tolist() == ["running"]
+
+    with Session(engine) as session:  # nothing was rewritten by reading
+        stored = {name: status for name, status in session.execute(sa.select(Study.name, Study.status))}
+        assert stored == {"demo": "running", "fresh": "running", "silent": "running", "done": "completed"}
+        assert queries.runs_frame(engine, "demo")["status"].tolist()[0] == "running"

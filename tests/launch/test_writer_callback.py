@@ -145,3 +145,46 @@ def test_a_pack_is_written_member_by_member(setup):
     callback.on_trial_start(0, [], pack)
     callback.on_experiment_end([])
     assert [run_row(engine, t).status for t in (a, b)] == ["diverged", "running"]
+
+
+def test_heartbeat_when_due_and_not_more_often(setup, monkeypatch):
+    """on_step_end writes the study's heartbeat once heartbeat_s have passed since the last (the runner writes the
+    first), one UPDATE, and never more often, however many Tune steps there are."""
+    from db.models import HEARTBEAT_S, Study
+    from sweeper.launch import writer_callback
+
+    engine, _, _, commits = setup
+    clock = [1000.0]
+    monkeypatch.setattr(writer_callback, "_clock", lambda: clock[0])
+    callback = DbWriterCallback(dict(setup[1].run_ids), engine)
+    assert callback.heartbeat_s == HEARTBEAT_S == 30.0
+    statements: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+
+    def beat():
+        with engine.connect() as conn:
+            return conn.scalar(sa.select(Study.heartbeat_at))
+
+    for _ in range(100):  # many Tune steps inside the first interval: nothing written, nothing read
+        callback.on_step_end(0, [])
+        clock[0] += (HEARTBEAT_S - 1) / 100
+    assert commits == [] and statements == [] and beat() is None
+    clock[0] = 1000.0 + HEARTBEAT_S
+    callback.on_step_end(0, [])
+    assert len(commits) == 1 and [s for s in statements if s.lstrip().upper().startswith("UPDATE")] != []
+    first = beat()
+    assert first is not None and first.tzinfo is not None
+    statements.clear()
+    for _ in range(50):
+        callback.on_step_end(0, [])
+        clock[0] += 0.5  # 25 s: not due again
+    assert len(commits) == 1 and statements == []
+    clock[0] += 5
+    callback.on_step_end(0, [])
+    assert len(commits) == 2 and len(statements) == 1 and statements[0].lstrip().upper().startswith("UPDATE")
+    assert beat() >= first
+    # a restored copy (Tune unpickles it) counts from its restore, with the study it knew
+    copy = pickle.loads(pickle.dumps(callback)).bind(engine)
+    assert copy._study_id == callback._study_id and copy.heartbeat_s == HEARTBEAT_S
+    copy.on_step_end(0, [])
+    assert len(commits) == 2
