@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import socket
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -179,19 +182,21 @@ def _check_resources(options: LaunchOptions) -> None:
 def launch_study(spec: StudySpec, options: LaunchOptions) -> StudyOutcome:
     """Create the study and its pending runs, then run every trial on Ray Tune; returns the final counts."""
     _check_resources(options)
+    _probe(options)
     trials = expand(spec)
     engine = open_db(options.db_url, create=True)
     try:
         existing = _existing_study(engine, spec)
         if existing is not None:
             return existing
-        storage = _storage_root(options)
-        with Session(engine) as session, session.begin():
-            study = ensure_study(session, spec.name, spec.model_dump(mode="json"), git_commit=_git_commit())
-            update_study(session, study.id, storage=storage)
-            run_ids = ensure_runs(session, study, [t.model_dump(mode="json") for t in trials])
-            study_id = study.id
-        return _run_tuner(engine, study_id, spec.name, trials, run_ids, storage, options, restore=False)
+        with _ray(options) as size:  # reach the cluster before anything is written
+            storage = _storage_root(options)
+            with Session(engine) as session, session.begin():
+                study = ensure_study(session, spec.name, spec.model_dump(mode="json"), git_commit=_git_commit())
+                update_study(session, study.id, storage=storage)
+                run_ids = ensure_runs(session, study, [t.model_dump(mode="json") for t in trials])
+                study_id = study.id
+            return _run_tuner(engine, study_id, spec.name, trials, run_ids, storage, options, size, restore=False)
     finally:
         engine.dispose()
 
@@ -220,6 +225,7 @@ def _existing_study(engine: Engine, spec: StudySpec) -> StudyOutcome | None:
 def resume_study(name: str, options: LaunchOptions) -> StudyOutcome:
     """Continue a study's unfinished trials from their last checkpoints (``sweeper.launch.experiment``)."""
     _check_resources(options)
+    _probe(options)
     engine = open_db(options.db_url)
     try:
         with Session(engine) as session:
@@ -239,64 +245,101 @@ def resume_study(name: str, options: LaunchOptions) -> StudyOutcome:
             outcome = _finish(engine, study_id, name)
             outcome.already_done = True
             return outcome
-        return _run_tuner(engine, study_id, name, trials, run_ids, storage or _storage_root(options), options,
-                          restore=True)
+        with _ray(options) as size:
+            return _run_tuner(engine, study_id, name, trials, run_ids, storage or _storage_root(options), options,
+                              size, restore=True)
     finally:
         engine.dispose()
 
 
 def _run_tuner(engine: Engine, study_id: int, name: str, trials: list[TrialConfig], run_ids: dict[str, int],
-               storage: str, options: LaunchOptions, restore: bool) -> StudyOutcome:
+               storage: str, options: LaunchOptions, size: dict[str, Any], restore: bool) -> StudyOutcome:
     """Run the unfinished trials in packs on Tune: a launch records its packs; a resume runs the recorded packs
     that still have unfinished members, each from its latest checkpoint (``sweeper.launch.experiment``)."""
-    import ray
     from ray import tune
 
     _setdefault_environment(TUNE_ENVIRONMENT)
     write_heartbeat(engine, study_id)  # alive from here on (a launch or a resume); DbWriterCallback keeps it fresh
-    connected_before = ray.is_initialized()
-    size = init_ray(options)
-    try:
-        with Session(engine) as session, session.begin():
-            update_study(session, study_id, status="running", heartbeat_at=utcnow(), **size)
-        finished = {t.trial_id for t in trials if _status(engine, run_ids[t.trial_id]) in TERMINAL}
-        callbacks = _callbacks(run_ids, engine, len(trials), finished, options)
-        by_id = {t.trial_id: t for t in trials}
-        recorded = read_packs(storage, name) if restore else None
-        if recorded is None:
-            slots = _slots(size, options)
-            recorded = [[t.trial_id for t in p] for p in packs([t for t in trials if t.trial_id not in finished],
-                                                                options.pack, slots)]
-            if not restore:
-                write_packs(storage, name, recorded)
-        todo = [ids for ids in recorded if any(i not in finished for i in ids)]
-        stored = _steps_done(engine, run_ids) if restore else {}
-        params = [{"trials": [by_id[i].model_dump(mode="json") for i in ids],
-                   "resume_from": latest_checkpoint(storage, name, pack_name(ids), stored) if restore else None}
-                  for ids in todo]
-        # reuse_actors: a worker process trains pack after pack (every Tune trial asks for the same resources),
-        # paying its imports and its data set (build_dataset's process cache) once, not once per trial
-        tuner = tune.Tuner(
-            _trainable(options),
-            param_space={"pack": tune.grid_search(params)},
-            tune_config=tune.TuneConfig(max_concurrent_trials=options.max_concurrent, reuse_actors=True,
-                                        trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
-            run_config=tune.RunConfig(
-                name=attempt_name(storage, name), storage_path=storage, callbacks=callbacks, verbose=0,
-                failure_config=tune.FailureConfig(max_failures=options.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            ),
-        )
-        logging.getLogger("ray.tune").setLevel(logging.ERROR)  # our progress bar and the database report
-        tuner.fit()
-    finally:
-        if not connected_before:
-            ray.shutdown()
+    with Session(engine) as session, session.begin():
+        update_study(session, study_id, status="running", heartbeat_at=utcnow(), **size)
+    finished = {t.trial_id for t in trials if _status(engine, run_ids[t.trial_id]) in TERMINAL}
+    callbacks = _callbacks(run_ids, engine, len(trials), finished, options)
+    by_id = {t.trial_id: t for t in trials}
+    recorded = read_packs(storage, name) if restore else None
+    if recorded is None:
+        slots = _slots(size, options)
+        recorded = [[t.trial_id for t in p] for p in packs([t for t in trials if t.trial_id not in finished],
+                                                            options.pack, slots)]
+        if not restore:
+            write_packs(storage, name, recorded)
+    todo = [ids for ids in recorded if any(i not in finished for i in ids)]
+    stored = _steps_done(engine, run_ids) if restore else {}
+    params = [{"trials": [by_id[i].model_dump(mode="json") for i in ids],
+               "resume_from": latest_checkpoint(storage, name, pack_name(ids), stored) if restore else None}
+              for ids in todo]
+    # reuse_actors: a worker process trains pack after pack (every Tune trial asks for the same resources),
+    # paying its imports and its data set (build_dataset's process cache) once, not once per trial
+    tuner = tune.Tuner(
+        _trainable(options),
+        param_space={"pack": tune.grid_search(params)},
+        tune_config=tune.TuneConfig(max_concurrent_trials=options.max_concurrent, reuse_actors=True,
+                                    trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
+        run_config=tune.RunConfig(
+            name=attempt_name(storage, name), storage_path=storage, callbacks=callbacks, verbose=0,
+            failure_config=tune.FailureConfig(max_failures=options.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        ),
+    )
+    logging.getLogger("ray.tune").setLevel(logging.ERROR)  # our progress bar and the database report
+    tuner.fit()
     return _finish(engine, study_id, name)
 
 
 def _trial_name(trial: Any) -> str:
     return pack_name(member_ids(trial.config))
+
+
+@contextlib.contextmanager
+def _ray(options: LaunchOptions) -> Iterator[dict[str, Any]]:
+    """Ray for a launch or resume: this process's connection if it has one, else a new one (shut down after);
+    a cluster that refuses the connection is a LaunchError (one line)."""
+    import ray
+
+    connected_before = ray.is_initialized()
+    try:
+        size = init_ray(options)
+    except (ConnectionError, TimeoutError, RuntimeError) as exc:
+        raise LaunchError(f"cannot connect to the Ray cluster at {options.address!r}: {str(exc).splitlines()[0]}; "
+                          "run `ray status` on its head node, or use --address auto on a node of the cluster") from None
+    try:
+        yield size
+    finally:
+        if not connected_before:
+            ray.shutdown()
+
+
+PROBE_TIMEOUT_S = 5.0
+
+
+def _probe(options: LaunchOptions) -> None:
+    """Refuse in one line, before anything is written, a ``host:port`` where no Ray head listens (``ray.init``
+    would wait minutes, then fail with a traceback). ``auto``, ``ray://``, no address, or a process already
+    connected to Ray are left alone."""
+    import ray
+
+    address = options.address or os.environ.get("RAY_ADDRESS")
+    if not address or address == "auto" or "://" in address or ray.is_initialized():
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise LaunchError(f"--address {address!r}: expected HOST:PORT (the address `ray start --head` printed) "
+                          "or auto")
+    try:
+        socket.create_connection((host, int(port)), timeout=PROBE_TIMEOUT_S).close()
+    except OSError as exc:
+        raise LaunchError(f"no Ray cluster answers at {address} ({exc.strerror or exc}); use the address `ray "
+                          "start --head` printed (it may be the node's IP, not 127.0.0.1), or --address auto on a "
+                          "node of the cluster") from None
 
 
 def _slots(size: dict[str, Any], options: LaunchOptions) -> int:

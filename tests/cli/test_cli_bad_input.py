@@ -303,3 +303,4 @@ def test_bad_pack_is_one_line(value, tmp_path):
                                    "--db", f"sqlite:///{tmp_path / 'x.db'}"])
     assert out.exit_code == 2 and "--pack" in out.output and "Traceback" not in out.output
     assert not (tmp_path / "x.db").exists()
+
