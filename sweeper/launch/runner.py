@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from db.engine import open_db
 from db.models import Run, Study
 from db.types import utcnow
-from db.writer import ensure_runs, ensure_study, spec_hash, update_study, write_heartbeat
+from db.writer import ensure_runs, ensure_study, spec_hash, update_study
 from sweeper.expand import TrialConfig, expand
 from sweeper.spec import StudySpec, parse_spec
 from sweeper.launch.experiment import (attempt_name, latest_checkpoint, member_ids, pack_name, read_packs,
@@ -259,8 +259,7 @@ def _run_tuner(engine: Engine, study_id: int, name: str, trials: list[TrialConfi
     from ray import tune
 
     _setdefault_environment(TUNE_ENVIRONMENT)
-    write_heartbeat(engine, study_id)  # alive from here on (a launch or a resume); DbWriterCallback keeps it fresh
-    with Session(engine) as session, session.begin():
+    with Session(engine) as session, session.begin():  # alive from here on; DbWriterCallback keeps it fresh
         update_study(session, study_id, status="running", heartbeat_at=utcnow(), **size)
     finished = {t.trial_id for t in trials if _status(engine, run_ids[t.trial_id]) in TERMINAL}
     callbacks = _callbacks(run_ids, engine, len(trials), finished, options)

@@ -10,7 +10,6 @@ its unpacked twin would.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 from torch import Tensor

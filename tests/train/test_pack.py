@@ -15,7 +15,7 @@ import torch
 
 from sweeper.expand import expand
 from sweeper.reporter import ListReporter, StopTrial
-from sweeper.train.loop import Trial, run_trial
+from sweeper.train.loop import run_trial
 from sweeper.train.pack import ListPackReporter, PackedTrial, pack_key, packs
 from tests.helpers import make_spec
 
