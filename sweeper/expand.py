@@ -85,7 +85,7 @@ class TrialConfig(BaseModel):
 def scale_hyperparameters(
     rule: str, kappa: float, batch_size: int, lr: float, optimizer: dict[str, Any]
 ) -> tuple[int, float, dict[str, Any]]:
-    """Apply a scaling rule (THEORY.md §1, §3) to (B, η, optimizer fields); returns the scaled triple.
+    """Apply a scaling rule (docs/theory.md §1, §3) to (B, η, optimizer fields); returns the scaled triple.
 
     linear: B → κB, η → κη (momentum and betas unchanged).
     sqrt:   B → κB, η → √κ·η, 1 − β → κ(1 − β) for β1 and β2, ε → ε/√κ.

@@ -212,7 +212,7 @@ DataSpec = Annotated[Union[LinregData, TeacherData, Mnist1dData, CifarData], Fie
 
 class _ModelBase(_Strict):
     scale_invariant: bool = False
-    """Normalization without affine parameters, no biases before a norm, frozen head (THEORY.md §1)."""
+    """Normalization without affine parameters, no biases before a norm, frozen head (docs/theory.md §1)."""
 
     @model_validator(mode="after")
     def _invariance_needs_norm(self) -> _ModelBase:
@@ -429,7 +429,7 @@ class LogSpec(_Strict):
 
 
 class NoiseDiagnostic(_Strict):
-    """Noise-to-signal ratio from ``batches`` batch gradients at the run's own batch size (THEORY.md §2)."""
+    """Noise-to-signal ratio from ``batches`` batch gradients at the run's own batch size (docs/theory.md §2)."""
 
     every_epochs: PositiveFloat | None = None
     """Cadence; default: auto (see ``DiagnosticsSpec.budget``)."""
@@ -438,7 +438,7 @@ class NoiseDiagnostic(_Strict):
 
 
 class CovarianceDiagnostic(_Strict):
-    """Spectrum of the per-example gradient covariance D (THEORY.md §5, §9), eval-mode per-example gradients."""
+    """Spectrum of the per-example gradient covariance D (docs/theory.md §5, §9), eval-mode per-example gradients."""
 
     every_epochs: PositiveFloat | None = None
     samples: Annotated[Int, Field(ge=2, le=MAX_COUNT)] = 512
@@ -481,7 +481,7 @@ class DiagnosticsSpec(_Strict):
 
     noise: NoiseDiagnostic | None = None
     online_noise: bool = False
-    """Two-batch noise scale on the measured training steps (THEORY.md §2), logged with each point as noise_trace,
+    """Two-batch noise scale on the measured training steps (docs/theory.md §2), logged with each point as noise_trace,
     grad_sq and noise_scale; the two batches are the halves of the batch (l = 1) or SVAG's two batches."""
     covariance: CovarianceDiagnostic | None = None
     sharpness: SharpnessDiagnostic | None = None
@@ -769,5 +769,5 @@ def is_adaptive(optimizer_name: str) -> bool:
 
 
 def step_multiplier(optimizer_name: str, svag_l: float) -> float:
-    """Raw steps per SGD-equivalent step: l for the SGD family, ℓ² for adaptive methods (THEORY.md §1, §3)."""
+    """Raw steps per SGD-equivalent step: l for the SGD family, ℓ² for adaptive methods (docs/theory.md §1, §3)."""
     return svag_l**2 if is_adaptive(optimizer_name) else svag_l

@@ -1,1 +1,1 @@
-"""Checks: one module per hypothesis of THEORY.md, each a function StudyData → Verdict (see ``base``)."""
+"""Checks: one module per hypothesis of docs/theory.md, each a function StudyData → Verdict (see ``base``)."""

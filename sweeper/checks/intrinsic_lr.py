@@ -1,4 +1,4 @@
-"""Intrinsic learning rate (THEORY.md §4, Li, Lyu & Arora 2020): P1, P2 and P3, each reported separately.
+"""Intrinsic learning rate (docs/theory.md §4, Li, Lyu & Arora 2020): P1, P2 and P3, each reported separately.
 
 Applies to runs of a scale-invariant model (``model.scale_invariant = true``) trained by plain SGD (momentum 0)
 with weight decay λ > 0; other runs are listed as excluded. Per raw step the intrinsic LR is η_raw·λ with
@@ -8,13 +8,13 @@ run's final constant segment, so runs with a step change are judged after their 
 Equilibrium window. A run's final segment starts at its last change of (η, λ) (step 0 if none). Its equilibrium
 window holds the points whose *preceding* point is at least ``burn_in``/(η_raw λ) raw steps (default k = 1.5)
 into the segment — so every angular update averaged into a window point was taken in equilibrium — and needs at
-least 3 points. k = 1.5 is 6 relaxation times of |w|⁴ (time constant 1/(4ηλ), THEORY §4): an initial |w|⁴ off by
+least 3 points. k = 1.5 is 6 relaxation times of |w|⁴ (time constant 1/(4ηλ), docs/theory.md §4): an initial |w|⁴ off by
 10× is then within 3% of equilibrium (an init much farther off needs a larger k). Runs without such a window are
 "not at equilibrium" (budget too short).
 
 P1 — angular update. Per run, ratio = mean over the window of angular_update² / (2 η_raw λ) (``angular_update``
 is the RMS of ‖ŵ_{t+1} − ŵ_t‖ over the sampled steps between points). Holds if every tested run's ratio lies in
-[1/(1+tol), 1+tol]; tol = ``tolerance`` (default 0.25 → [0.8, 1.25], THEORY §4). Reference: a scale-invariant BN
+[1/(1+tol), 1+tol]; tol = ``tolerance`` (default 0.25 → [0.8, 1.25], docs/theory.md §4). Reference: a scale-invariant BN
 MLP on MNIST-1D (width 128, depth 2, B = 64, η = 0.1, λ = 5e-3, 5000 steps) gives ≈ 1.05.
 
 P2 — equal ηλ, different η. Runs are grouped by η_raw·λ (relative 1e-6); groups with ≥ 2 distinct η count.
@@ -59,7 +59,7 @@ from sweeper.checks.base import Outcome, StudyData, Verdict, inconclusive
 NAME = "intrinsic-lr"
 
 P1_TOLERANCE = 0.25
-"""P1 band [1/(1+tol), 1+tol] for angular_update²/(2ηλ): [0.8, 1.25] (THEORY.md §4)."""
+"""P1 band [1/(1+tol), 1+tol] for angular_update²/(2ηλ): [0.8, 1.25] (docs/theory.md §4)."""
 BURN_IN = 1.5
 """k: the equilibrium window starts k/(η_raw λ) raw steps into the final constant segment."""
 MIN_WINDOW_POINTS = 3
@@ -473,7 +473,7 @@ def _p2_slope(groups: list[EtaLambdaGroup]) -> SlopePart:
 
 def _p2_metrics(groups: list[EtaLambdaGroup], alpha: float) -> MetricsPart:
     """(b) Each config's seed mean against its group's smallest-η config, per metric, with the seed SD pooled over
-    every config of the P2 groups (seed noise of one configuration, THEORY.md notation; under P2 all configs of a
+    every config of the P2 groups (seed noise of one configuration, docs/theory.md notation; under P2 all configs of a
     group share one equilibrium, so one SD per metric)."""
     pairs, values = [], {}
     for g in groups:
@@ -718,10 +718,10 @@ class IntrinsicResult:
 
 def check(data: StudyData, *, metric: str | None = None, tolerance: float | None = None,
           burn_in: float = BURN_IN, within: float = P3_WITHIN, alpha: float = ALPHA) -> Verdict:
-    """P1, P2, P3 of THEORY.md §4 (see the module docstring for statistics and decision rules).
+    """P1, P2, P3 of docs/theory.md §4 (see the module docstring for statistics and decision rules).
 
     ``metric``: what P3 times, ``"weight_norm"`` (|w|², default) or ``"angular_update"``. ``tolerance``: P1's
-    relative band, ratio ∈ [1/(1+tol), 1+tol] (default 0.25 → [0.8, 1.25], THEORY §4). ``burn_in``: k, the
+    relative band, ratio ∈ [1/(1+tol), 1+tol] (default 0.25 → [0.8, 1.25], docs/theory.md §4). ``burn_in``: k, the
     equilibrium window starts k/(η_raw λ) raw steps after the last change (default 1.5). ``within``: P3's x
     (default 0.10). ``alpha``: P2's family-wise level for the equal-metric comparisons (default 0.01).
     """
@@ -736,7 +736,7 @@ def check(data: StudyData, *, metric: str | None = None, tolerance: float | None
         "p2_metrics": f"|diff| ≤ {P2_REL_MARGIN:.0%}·|ref| + t_crit·SE (pooled seed SD, α = {alpha:g}, Bonferroni)",
         "p3": f"T_eq to within {within:.0%} of the new equilibrium; slope −1 ± max({P3_SLOPE_TOL}, t0.975·SE), "
               f"undetermined if t0.975·SE > {P3_SLOPE_MAX_HALFWIDTH}",
-        "why": "THEORY.md §4: P1 band [0.8, 1.25]; equilibrium after ≥ k/(ηλ) steps = 4k relaxation times of |w|⁴; "
+        "why": "docs/theory.md §4: P1 band [0.8, 1.25]; equilibrium after ≥ k/(ηλ) steps = 4k relaxation times of |w|⁴; "
                "seed noise (P2) and the fit's standard error (P2 slope, P3) size the rest",
     }
     if data.finished_runs().empty:

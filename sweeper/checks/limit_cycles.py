@@ -1,4 +1,4 @@
-"""Limit cycles / non-equilibrium SGD (THEORY.md §5, §9; Chaudhari & Soatto 2018).
+"""Limit cycles / non-equilibrium SGD (docs/theory.md §5, §9; Chaudhari & Soatto 2018).
 
 Reads the ``trajectory_stats`` diagnostic (``[diagnostics.trajectory]``): per run, statistics of the weights
 projected on K fixed random directions over a window after burn-in. The decision rests on the Lévy-area test
@@ -19,12 +19,12 @@ p_i ≤ α/m, so the chance that any reversible run is flagged is ≤ α):
   p-value at the surrogate floor 1/(1 + 999) when α/m is below it and no stored trajectory to recompute it with
   more surrogates, or a reversible control that rejects (the null is then not calibrated for this study).
 
-Reversible controls (THEORY §9): runs of the linear model on ``linreg`` without weight decay and without
+Reversible controls (docs/theory.md §9): runs of the linear model on ``linreg`` without weight decay and without
 ``hetero`` label noise: the gradient-noise covariance at the optimum is ∝ H, so the dynamics are reversible and
 must not be flagged. Recomputation: when α/m < 1/1000 and a run's stored p is at that floor, the check recomputes
 the same test (lag 1, 40 blocks, seed 0) on the stored ``trajectory`` payload with ⌈20·m/α⌉ surrogates.
 
-``metric`` picks the p-value the decision uses: ``"levy_p"`` (default, the test of THEORY §9) or
+``metric`` picks the p-value the decision uses: ``"levy_p"`` (default, the test of docs/theory.md §9) or
 ``"low_freq_p"`` (excess low-frequency power of the increments against a shuffled-increment, i.e. white, null —
 Chaudhari & Soatto's evidence; not a test of reversibility: any process whose increments are not white, a slow
 drift included, can reject it). The other statistics (``low_freq_p``, ``acf_fraction_outside``,
@@ -57,7 +57,7 @@ TRAJECTORY_HINT = ("[diagnostics.trajectory] with projections = 16, every_steps 
 
 
 def _controls(row: pd.Series) -> bool:
-    """A reversible control: the linear model on linreg, no weight decay, no hetero label noise (THEORY §9)."""
+    """A reversible control: the linear model on linreg, no weight decay, no hetero label noise (docs/theory.md §9)."""
     cfg = row.get("config") if isinstance(row.get("config"), dict) else {}
     data, model = cfg.get("data") or {}, cfg.get("model") or {}
     dataset = data.get("name", row.get("dataset"))

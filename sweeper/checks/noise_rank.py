@@ -1,12 +1,12 @@
-"""``noise-rank``: is the gradient-noise covariance D low-rank (THEORY.md §5, §9)?
+"""``noise-rank``: is the gradient-noise covariance D low-rank (docs/theory.md §5, §9)?
 
 Statistic. From each ``covariance`` diagnostic (centred per-example covariance of n gradients, d parameters):
 the fraction of d needed for 99% of the trace, f = n_eig_99/d — a measure that, unlike the numerical rank, does
-not hinge on an ε cut-off (THEORY §5 prefers it). The study's statistic is the median over runs of each run's
-*late* value (its last measurement). Threshold τ (``tolerance``, default 0.02 = 2% of d, THEORY §5: reported
+not hinge on an ε cut-off (docs/theory.md §5 prefers it). The study's statistic is the median over runs of each run's
+*late* value (its last measurement). Threshold τ (``tolerance``, default 0.02 = 2% of d, docs/theory.md §5: reported
 ranks are 0.3–1.8% of d).
 
-Which bound applies: rank(D) ≤ min(n − 1, d) (THEORY §5); the diagnostic's ``bound_kind`` says which. When the
+Which bound applies: rank(D) ≤ min(n − 1, d) (docs/theory.md §5); the diagnostic's ``bound_kind`` says which. When the
 sample bound applies, f cannot exceed (n − 1)/d, and the 99% count of a sample covariance underestimates the
 population's once it uses a sizeable share of the n − 1 sample directions (heavy-tailed spectra: ×1.7 low at
 34% of n − 1, ×3.9 at 61%, in a power-law test). A measurement is *sample-limited* when the sample bound applies
@@ -18,7 +18,7 @@ otherwise INCONCLUSIVE — naming the runs above τ (replicates disagree) and/or
 for runs below τ that the sample count limits. With d < 1/τ no covariance can reach f ≤ τ (one eigenvalue is
 already more than τ·d): INCONCLUSIVE.
 
-Time: each run's early value (first measurement at ≥ 20% of training, THEORY §5 compares 20%, 40%, 100%; else
+Time: each run's early value (first measurement at ≥ 20% of training, docs/theory.md §5 compares 20%, 40%, 100%; else
 the first after step 0) against its late value, as the ratio late/early of f and of the participation ratio —
 reported, not part of the decision.
 """
@@ -35,9 +35,9 @@ import pandas as pd
 from sweeper.checks.base import Outcome, StudyData, Verdict, inconclusive
 
 NAME = "noise-rank"
-THRESHOLD = 0.02  # n_eig_99/d at or below this is "low rank" (THEORY §5)
+THRESHOLD = 0.02  # n_eig_99/d at or below this is "low rank" (docs/theory.md §5)
 SATURATION = 0.25  # n_eig_99 above this share of n − 1 is limited by the sample count
-EARLY = 0.2  # the early measurement: first at ≥ 20% of training (THEORY §5)
+EARLY = 0.2  # the early measurement: first at ≥ 20% of training (docs/theory.md §5)
 
 _S = "summary."
 
@@ -67,7 +67,7 @@ def _sample_limited(row: pd.Series, threshold: float) -> bool:
 
 
 def _pr(row: pd.Series) -> float:
-    """The participation ratio, U-statistic estimate where available (THEORY §9: the plug-in is biased low)."""
+    """The participation ratio, U-statistic estimate where available (docs/theory.md §9: the plug-in is biased low)."""
     for key in ("participation_ratio_unbiased", "participation_ratio"):
         v = row.get(_S + key, math.nan)
         if v is not None and np.isfinite(float(v)):
@@ -210,15 +210,15 @@ def _decide(res: RankResult) -> None:
 
 
 def check(data: StudyData, *, metric: str | None = None, tolerance: float | None = None) -> Verdict:
-    """Median over runs of the late n_eig_99/d against τ (``tolerance``, default 0.02 = 2% of d, THEORY §5).
+    """Median over runs of the late n_eig_99/d against τ (``tolerance``, default 0.02 = 2% of d, docs/theory.md §5).
 
     ``metric`` is not used (the statistic is fixed: 99% of the trace); sample-limited measurements cannot confirm.
     """
     threshold = THRESHOLD if tolerance is None else float(tolerance)
     tol = {"threshold_f99": threshold, "saturation_share": SATURATION, "early_progress": EARLY,
-           "why": f"low rank = 99% of tr D within {threshold:.3g}·d eigenvalues (THEORY §5: reported ranks 0.3–1.8% "
+           "why": f"low rank = 99% of tr D within {threshold:.3g}·d eigenvalues (docs/theory.md §5: reported ranks 0.3–1.8% "
                   f"of d); a count using > {SATURATION:g} of the n − 1 sample directions, or a sample bound "
-                  f"(n − 1)/d ≤ {threshold:.3g}, is limited by the sample count (THEORY §9) and cannot confirm"}
+                  f"(n − 1)/d ≤ {threshold:.3g}, is limited by the sample count (docs/theory.md §9) and cannot confirm"}
     rows = _rows(data)
     if rows.empty:
         return inconclusive(NAME, "No covariance diagnostic was recorded.",

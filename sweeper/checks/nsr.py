@@ -1,12 +1,12 @@
 """``nsr``: predict the largest batch for which the linear scaling rule holds from a base run's noise-to-signal
-ratio, and compare with the largest batch for which it held in the same study (THEORY.md §2).
+ratio, and compare with the largest batch for which it held in the same study (docs/theory.md §2).
 
 Prediction. On the base runs (κ = 1, else the smallest κ, of the linear-scaling path, SGD, l = 1) the ``noise``
 diagnostic gives G_t (unbiased ‖∇L‖²) and N_t (≈ tr Σ/B0). Both are averaged over a late window *separately*
-(THEORY §2, §9: the ratio of averages, never the average of ratios), pooled over the base seeds. Under LSR G_t/N_t
-grows ∝ B, so the ratio reaches the failure threshold τ (default 2, THEORY §2) at B* = τ·B0·N_t/G_t
+(docs/theory.md §2, §9: the ratio of averages, never the average of ratios), pooled over the base seeds. Under LSR G_t/N_t
+grows ∝ B, so the ratio reaches the failure threshold τ (default 2, docs/theory.md §2) at B* = τ·B0·N_t/G_t
 (= 2·B0·N_t/G_t). The window is the last ``window`` (default ½) of the base run's stretch at its base learning rate
-(before any decay; THEORY §2 uses epochs 200–250 of a 300-epoch run decayed at 250); step 0 is never in it. The
+(before any decay; docs/theory.md §2 uses epochs 200–250 of a 300-epoch run decayed at 250); step 0 is never in it. The
 prediction is ``quantities.predict_batch``, which the report's noise figure draws too.
 
 Observation: the ``lsr`` check's own comparison of the path (``paths.compare_path``: each κ against the base at
@@ -38,7 +38,7 @@ from sweeper.checks.paths import PathResult, compare_path
 from sweeper.checks.quantities import THRESHOLD, WINDOW, BatchPrediction
 
 NAME = "nsr"
-AGREEMENT = 2.0  # prediction and observation agree within this factor (THEORY §2, the paper's figure)
+AGREEMENT = 2.0  # prediction and observation agree within this factor (docs/theory.md §2, the paper's figure)
 
 
 def _prediction_row(pred: BatchPrediction, seed: int | None) -> dict[str, Any]:
@@ -224,14 +224,14 @@ def check(data: StudyData, *, metric: str | None = None, tolerance: float | None
     """Predicted B* = τ·B0·N_t/G_t against the largest batch for which ``lsr`` finds the rule holding.
 
     ``metric``: point column ``lsr`` compares (its default, ``test_loss``); ``tolerance``: agreement factor f
-    (default 2, THEORY §2); ``threshold``: τ, the G_t/N_t at failure (default 2, THEORY §2); ``window``: late
+    (default 2, docs/theory.md §2); ``threshold``: τ, the G_t/N_t at failure (default 2, docs/theory.md §2); ``window``: late
     fraction of the base-LR stretch averaged (default ½); ``lsr_relative``: lsr's relative tolerance (its default).
     """
     factor = AGREEMENT if tolerance is None else float(tolerance)
     relative = RELATIVE if lsr_relative is None else float(lsr_relative)
     tol = {"agreement_factor": factor, "threshold_G_over_N": threshold, "window": window,
            "lsr_relative": relative,
-           "why": f"B* = {threshold:g}·B0·N_t/G_t (THEORY §2: G_t/N_t ≈ {threshold:g} at failure, ∝ B under LSR); "
+           "why": f"B* = {threshold:g}·B0·N_t/G_t (docs/theory.md §2: G_t/N_t ≈ {threshold:g} at failure, ∝ B under LSR); "
                   f"agreement within ×{factor:g} as in the paper's figure; the observed limit is where the lsr "
                   f"check (relative tolerance {relative:g}, seed-noise intervals) finds the rule holding / failing"}
     name, bad = metric_or_none(data.points, metric)

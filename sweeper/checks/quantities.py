@@ -1,9 +1,9 @@
 """Quantities that a check's verdict rests on and a report figure draws, each defined once so that the two agree.
 
-* B*, the largest batch for which the linear scaling rule is predicted to hold (the ``nsr`` check, THEORY.md §2):
+* B*, the largest batch for which the linear scaling rule is predicted to hold (the ``nsr`` check, docs/theory.md §2):
   B* = τ·B0·N̄_t/Ḡ_t on the base runs of each linear-scaling SGD path, with Ḡ_t and N̄_t averaged *separately* over
   the late window of the runs' ``noise`` measurements (the ratio of averages, never the average of ratios).
-* A run's final sharpness λ_max (the ``sharpness`` check, THEORY.md §6): its last measured ``sharpness`` diagnostic.
+* A run's final sharpness λ_max (the ``sharpness`` check, docs/theory.md §6): its last measured ``sharpness`` diagnostic.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from sweeper.checks.base import StudyData
 from sweeper.checks.paths import paths as scaling_paths
 
 THRESHOLD = 2.0
-"""τ: the G_t/N_t at which LSR fails (THEORY.md §2)."""
+"""τ: the G_t/N_t at which LSR fails (docs/theory.md §2)."""
 WINDOW = 0.5
 """Late fraction of a run's base-LR stretch over which G_t and N_t are averaged."""
 

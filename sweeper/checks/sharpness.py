@@ -1,4 +1,4 @@
-"""``sharpness``: does final sharpness fall as the SGD temperature η/B rises (THEORY.md §6, Fokker–Planck view)?
+"""``sharpness``: does final sharpness fall as the SGD temperature η/B rises (docs/theory.md §6, Fokker–Planck view)?
 
 Data. Each finished (completed) run's final sharpness λ_max = the value of its last ``sharpness`` diagnostic (top
 Hessian eigenvalue on one fixed batch, eval mode), against its temperature T = η/B (base learning rate over batch
@@ -16,7 +16,7 @@ above 0 (significantly rises); INCONCLUSIVE if it contains 0 — a flat or noisy
 naming more seeds or a wider η/B range. At least 3 distinct temperatures are needed.
 
 Caveat reported with the verdict: when η alone varies and λ_max sits near the stability edge 2/η (λ_max·η/2 ≥
-0.8 everywhere; THEORY §9), a negative slope can come from stability rather than temperature; varying B at fixed
+0.8 everywhere; docs/theory.md §9), a negative slope can come from stability rather than temperature; varying B at fixed
 η separates the two.
 """
 
@@ -168,7 +168,7 @@ def check(data: StudyData, *, metric: str | None = None, tolerance: float | None
     """
     level = LEVEL if tolerance is None else float(tolerance)
     tol = {"confidence_level": level, "bootstrap_draws": BOOTSTRAP, "edge_of_stability_ratio": EDGE,
-           "why": f"THEORY §6 predicts a decrease with η/B; the sign is called only when the {level:.0%} interval "
+           "why": f"docs/theory.md §6 predicts a decrease with η/B; the sign is called only when the {level:.0%} interval "
                   "of the log–log slope excludes 0 (regression t-interval, widened to the within-temperature seed "
                   "bootstrap where every temperature has ≥ 2 seeds)"}
     frame, left_out = final_sharpness(data)

@@ -1,4 +1,4 @@
-"""Gaussian-design linear regression with a closed-form population test loss (THEORY.md §8).
+"""Gaussian-design linear regression with a closed-form population test loss (docs/theory.md §8).
 
 x ~ N(0, H), H = diag(h), h_i = condition^(-i/(dim-1)) (geometric from 1 to 1/condition);
 y = xᵀw* + noise·ε, ε ~ N(0, 1), w* ~ N(0, I/dim). Loss convention: ½·mean squared error,
@@ -7,7 +7,7 @@ so the population loss of w is ½((w − w*)ᵀH(w − w*) + noise²).
 ``hetero`` > 0 makes the label noise depend on x along u = (1, …, 1)/√d, not an eigenvector of H:
 noise(x)² = noise²·(1 + hetero·(uᵀx)²). The gradient-noise covariance at w* is then
 noise²·(H + hetero·(2 H u uᵀ H + (uᵀHu) H)), which does not commute with H: SGD's stationary state carries a
-probability current (THEORY.md §9), the known non-equilibrium case. The population loss gains noise²·hetero·uᵀHu/2.
+probability current (docs/theory.md §9), the known non-equilibrium case. The population loss gains noise²·hetero·uᵀHu/2.
 """
 
 from __future__ import annotations

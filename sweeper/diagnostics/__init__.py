@@ -1,4 +1,4 @@
-"""Diagnostics math for SGD-theory checks (THEORY.md §2, §4, §5, §6, §9): pure functions on tensors/arrays.
+"""Diagnostics math for SGD-theory checks (docs/theory.md §2, §4, §5, §6, §9): pure functions on tensors/arrays.
 
     per_example:  per_example_grads(model, x, y, task, chunk) -> (n, d); batch_grad(model, x, y, task) -> (d,)
     covariance:   covariance_spectrum(G (n, d)) -> CovarianceSpectrum; centred_covariance(G) -> (d, d)

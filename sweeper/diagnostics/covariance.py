@@ -1,4 +1,4 @@
-"""Spectrum of the centred per-example gradient covariance D (THEORY.md §5, §9).
+"""Spectrum of the centred per-example gradient covariance D (docs/theory.md §5, §9).
 
 D = (1/(n−1)) Σ_i (g_i − ḡ)(g_i − ḡ)ᵀ is the *centred* sample covariance of n per-example gradients g_i ∈ R^d
 (not the uncentred second moment used in some papers). Units: (gradient units)², i.e. eigenvalues and trace of D.
@@ -161,7 +161,7 @@ def covariance_spectrum(g: Tensor, top_k: int = 100, block: int = 4096) -> Covar
     Diagonalises the n×n Gram matrix K = G_c G_cᵀ/(n − 1) when d > n, else the d×d covariance (same nonzero
     eigenvalues). Cost: O(n·d·min(n, d)) for the matrix plus O(min(n, d)³) for ``eigvalsh``; memory min(n, d)²
     float64 (G itself is converted block by block). The numerical rank counts eigenvalues above λ_max·d·ε_float32
-    (THEORY.md §5) — d is the parameter count on both paths.
+    (docs/theory.md §5) — d is the parameter count on both paths.
     """
     if g.ndim != 2:
         raise ValueError(f"expected a 2-D (n, d) tensor, got shape {tuple(g.shape)}")

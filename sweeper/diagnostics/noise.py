@@ -1,8 +1,8 @@
-"""Gradient-noise scale: signal ‖∇L‖², noise tr Σ and their ratio (THEORY.md §2, §9).
+"""Gradient-noise scale: signal ‖∇L‖², noise tr Σ and their ratio (docs/theory.md §2, §9).
 
 Σ is the per-example gradient covariance, so a batch-B gradient g_B (sampled with replacement) has
 E‖g_B‖² = ‖G‖² + tr Σ/B with G = ∇L. B_simple = tr Σ/‖G‖² (McCandlish et al. 2018) and the noise-to-signal
-quantities of THEORY §2 satisfy G_t/N_t = B/B_simple. Units: ‖G‖², tr Σ in (gradient units)²; B_simple in examples.
+quantities of docs/theory.md §2 satisfy G_t/N_t = B/B_simple. Units: ‖G‖², tr Σ in (gradient units)²; B_simple in examples.
 All estimates are computed in float64.
 """
 
@@ -32,7 +32,7 @@ def _ratio(num: Tensor, den: Tensor) -> Tensor:
 
 @dataclass(frozen=True)
 class NoiseToSignal:
-    """THEORY §2 from m gradients at batch size B. Tensors of shape ``grads.shape[:-2]`` (0-dim for one set).
+    """docs/theory.md §2 from m gradients at batch size B. Tensors of shape ``grads.shape[:-2]`` (0-dim for one set).
 
     s: S = mean_i ‖g_i‖².  g_t: G_t = (m‖ḡ‖² − S)/(m − 1), unbiased for ‖∇L‖².  n_t: N_t = S − G_t ≈ tr Σ/B.
     ratio: G_t/N_t (≈ B/B_simple; LSR failure threshold ≈ 2).  trace_sigma: B·N_t.  b_simple: B·N_t/G_t.
@@ -125,7 +125,7 @@ def per_batch_noise(grads: Tensor) -> PerBatchNoise:
 
 
 class TwoBatchNoiseScale:
-    """Online gradient noise scale from two batch sizes b < B′ (McCandlish et al. 2018, THEORY §2).
+    """Online gradient noise scale from two batch sizes b < B′ (McCandlish et al. 2018, docs/theory.md §2).
 
     Each update takes ‖g_b‖² and ‖g_B′‖² at the same weights and forms the unbiased per-step estimates
         ‖G‖²  ≈ (B′‖g_B′‖² − b‖g_b‖²)/(B′ − b),     tr Σ ≈ (‖g_b‖² − ‖g_B′‖²)/(1/b − 1/B′).

@@ -2,7 +2,7 @@
 
 The Hessian is that of L(w) = mean_i ℓ(f(x_i; w), y_i) over one *fixed* batch (x, y) w.r.t. the trainable
 parameters, in one fixed normalisation mode (eval by default: BatchNorm uses running statistics) for every
-Hessian-vector product (THEORY.md §9). Units: loss per parameter unit squared. Hessian-vector products use double
+Hessian-vector product (docs/theory.md §9). Units: loss per parameter unit squared. Hessian-vector products use double
 backprop on a graph built once, so each costs about two backward passes of the batch; the graph (activations and
 first-order gradient) is kept alive while the operator is in use.
 """
@@ -148,7 +148,7 @@ def top_hessian_eigenvalue(
     """Top algebraic Hessian eigenvalue λ_max (sharpness) of the mean loss on the fixed batch (x, y), in ``mode``.
 
     Lanczos on Hessian-vector products (``top_eigenvalue``) until the Ritz residual is ≤ tol·|θ|, at most
-    ``max_iter`` products (THEORY §9). The defaults (1e-3, 50) are those of ``[diagnostics.sharpness]``: the
+    ``max_iter`` products (docs/theory.md §9). The defaults (1e-3, 50) are those of ``[diagnostics.sharpness]``: the
     budget of the former power iteration, which came out 0.3–17 % low on test spectra with λ₂/λ₁ = 0.96, where
     this is within 10⁻⁵ after 9–37 products. Cost: ``iterations`` ≤ max_iter double-backward passes on the batch.
     """

@@ -1,4 +1,4 @@
-"""Statistics of a weight trajectory seen through K fixed random projections (THEORY.md §5, §9).
+"""Statistics of a weight trajectory seen through K fixed random projections (docs/theory.md §5, §9).
 
 A trajectory is an array (T, K): T samples in time (e.g. one per epoch after burn-in), K projections
 p_k(t) = u_kᵀ w(t) on fixed random unit directions u_k (``random_directions`` + ``project``). Units: the
@@ -98,13 +98,13 @@ def increment_spectrum(
     seed: int = 0,
     epoch_period: float | None = None,
 ) -> IncrementSpectrum:
-    """Power spectrum of the increments Δp(t) = p(t+1) − p(t) and its low-frequency excess (THEORY §5).
+    """Power spectrum of the increments Δp(t) = p(t+1) − p(t) and its low-frequency excess (docs/theory.md §5).
 
     Periodogram of each demeaned increment series (T − 1 samples), zero frequency dropped, normalised per
     projection and averaged over the K projections. Null: shuffling the increments in time (one permutation for
     all projections) keeps their marginal and cross-sectional distribution but makes them white; phase
     randomisation would keep the spectrum itself and is therefore no null for whiteness. ``epoch_period`` (samples
-    per epoch) masks that frequency and its harmonics (±1 bin), which reshuffling makes spiky (THEORY §9).
+    per epoch) masks that frequency and its harmonics (±1 bin), which reshuffling makes spiky (docs/theory.md §9).
     Cost O(n_surrogates·T log T·K).
     """
     x = _as_traj(traj, 16)
@@ -163,7 +163,7 @@ def long_lag_autocorrelation(
     traj: np.ndarray | Tensor, min_lag_frac: float = 0.1, max_lag_frac: float = 0.5, z: float = 2.576
 ) -> LongLagAutocorrelation:
     """Autocorrelation of each projection at long lags τ ∈ [min_lag_frac·T, max_lag_frac·T] against the white-
-    noise band ±z/√T (THEORY §5: limit cycles keep weights correlated beyond 10% of the trajectory; white noise
+    noise band ±z/√T (docs/theory.md §5: limit cycles keep weights correlated beyond 10% of the trajectory; white noise
     leaves about 1% of cells outside the 99% band, fewer at lags near T/2 because the biased estimator shrinks)."""
     x = _as_traj(traj, 20)
     t = x.shape[0]
@@ -194,7 +194,7 @@ class MSDExponent:
 
 def msd_exponent(traj: np.ndarray | Tensor, window: tuple[int, int] = (1, 64), n_lags: int = 16) -> MSDExponent:
     """Mean-squared-displacement exponent on the fixed lag window [window[0], window[1]] (samples), from
-    ≈ n_lags log-spaced integer lags. Compare exponents only over the same window (THEORY §9: a multi-timescale OU
+    ≈ n_lags log-spaced integer lags. Compare exponents only over the same window (docs/theory.md §9: a multi-timescale OU
     process drifts from ≈ 1 to ≈ 0 as the lag grows). Requires window[1] ≤ T/4. Cost O(n_lags·T·K)."""
     x = _as_traj(traj, 8)
     lo, hi = int(window[0]), int(window[1])
@@ -232,7 +232,7 @@ def levy_area_test(
     traj: np.ndarray | Tensor, lag: int = 1, n_blocks: int = 40, n_surrogates: int = 999, seed: int = 0
 ) -> LevyArea:
     """Time-reversal asymmetry of a (T, K) trajectory: is the lag-τ cross-covariance antisymmetric part (a
-    probability current, THEORY §5/§9) larger than a reversible process would give?
+    probability current, docs/theory.md §5/§9) larger than a reversible process would give?
 
     Null by block sign flips. The lag products are cut into ``n_blocks`` contiguous blocks in time and each
     block's antisymmetric contribution a_b = Σ_{t∈b} [z(t) z(t+τ)ᵀ − z(t+τ) z(t)ᵀ] is formed; A = Σ_b a_b/(T − τ).

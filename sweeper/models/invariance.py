@@ -1,4 +1,4 @@
-"""The classifier head and the bookkeeping of scale-invariant parameters (THEORY.md §1, §4).
+"""The classifier head and the bookkeeping of scale-invariant parameters (docs/theory.md §1, §4).
 
 A scale-invariant model (Li, Lyu & Arora 2020) has normalization layers without affine parameters, no biases in
 layers that feed a norm, and a frozen bias-free head. Its output is then 0-homogeneous in the weights of all its

@@ -35,7 +35,7 @@ def write_report(data: StudyData, verdicts: list[Verdict], out_dir: Path,
 
     ``check_figures``: check name (``Verdict.check``) → that check's figure, shown with its verdict. The standard
     figures are drawn when the data has what they need (``sweeper.report.figures``); ``nsr_threshold`` is the G/N
-    failure threshold of the noise figure (THEORY.md §2, default 2).
+    failure threshold of the noise figure (docs/theory.md §2, default 2).
     """
     out_dir = Path(out_dir)
     fig_dir = out_dir / FIGURE_DIR

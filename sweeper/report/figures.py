@@ -12,7 +12,7 @@ Figures (column names as in ``StudyData``'s docstring):
   is one setting.
 * ``noise_ratio`` — each run's Ḡ_t/N̄_t (``noise`` diagnostics' ``summary.g_t`` and ``summary.n_t``, each averaged
   over the run's late window, ``quantities.late_noise``) against batch size (log axes; G/N linear when an estimate
-  is ≤ 0), with the failure threshold (THEORY.md §2, default G/N = 2) and, for each linear-scaling path, the LSR
+  is ≤ 0), with the failure threshold (docs/theory.md §2, default G/N = 2) and, for each linear-scaling path, the LSR
   line G/N ∝ B through its base runs and the predicted largest good batch B* = threshold·B0·N̄_t/Ḡ_t — the nsr
   check's prediction (``quantities.path_predictions``), so figure and verdict show the same B*.
 * ``lr_angular`` — effective LR (``points.effective_lr``) and angular update (``points.angular_update``) against
@@ -42,7 +42,7 @@ HYPER = ["optimizer", "batch_size", "lr", "weight_decay", "svag_l", "seed", "mom
 """The run columns that are hyperparameters (``runs`` and every points/diagnostics row carry them)."""
 
 DEFAULT_NSR_THRESHOLD = quantities.THRESHOLD
-"""G_t/N_t above which LSR is predicted to fail (THEORY.md §2, the paper's figure)."""
+"""G_t/N_t above which LSR is predicted to fail (docs/theory.md §2, the paper's figure)."""
 
 _STYLES = ["-", "--", ":", "-."]
 
@@ -220,7 +220,7 @@ def noise_ratio_figure(data: StudyData, threshold: float = DEFAULT_NSR_THRESHOLD
     ax.legend(fontsize=8)
     caption = (f"Each run's Ḡ_t/N̄_t (noise diagnostic; G_t and N_t each averaged over the last "
                f"{quantities.WINDOW:.0%} of the steps of its base-LR stretch, step 0 excluded) against its batch "
-               f"size; dashed red: the failure threshold {_num(threshold)} (THEORY.md §2); "
+               f"size; dashed red: the failure threshold {_num(threshold)} (docs/theory.md §2); "
                f"{_prediction_text(predictions, threshold)}.")
     return StudyFigure(key, title, caption, fig)
 
@@ -265,7 +265,7 @@ def lr_angular_figure(data: StudyData) -> StudyFigure:
     if len(colours) <= 12:
         axes[0].legend(handles=_legend_handles(colours), fontsize=7)
     caption = (f"{' and '.join(cols)} of every run against SDE time, one line per run, coloured by setting. The "
-               f"intrinsic-LR view (THEORY.md) predicts angular update² ≈ 2ηλ at equilibrium.")
+               f"intrinsic-LR view (docs/theory.md) predicts angular update² ≈ 2ηλ at equilibrium.")
     return StudyFigure(key, title, caption, fig)
 
 

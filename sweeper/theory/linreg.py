@@ -1,4 +1,4 @@
-"""Stationary SGD/SVAG on linear regression with Gaussian design (THEORY.md §8), in closed form.
+"""Stationary SGD/SVAG on linear regression with Gaussian design (docs/theory.md §8), in closed form.
 
 Model: x ~ N(0, H), H = diag(h); y = x·w* + σε; loss ½(x·w − y)²; batches drawn with replacement. With error
 e = w − w*, a step of SVAG(l) (l = 1 is SGD) with step a = η/l is e' = (I − aH)e − aξ, where ξ has covariance
@@ -44,7 +44,7 @@ def _spectral_radius(h: np.ndarray, lr: float, batch_size: int, svag_l: float) -
 
 
 def stationary_excess_loss(h: np.ndarray, noise: float, lr: float, batch_size: int, svag_l: float = 1.0) -> float:
-    """Stationary E[½ eᵀHe]: the test loss above the minimiser's, per THEORY.md §8."""
+    """Stationary E[½ eᵀHe]: the test loss above the minimiser's, per docs/theory.md §8."""
     return 0.5 * float(np.dot(h, stationary_variances(h, noise, lr, batch_size, svag_l)))
 
 

@@ -191,7 +191,7 @@ class _TrajectoryRecorder:
                  "payload": payload, "wall_seconds": seconds}]
 
     def statistics(self, step: int) -> list[dict[str, Any]]:
-        """Non-equilibrium statistics over the whole window (THEORY.md §5, §9), once it is complete."""
+        """Non-equilibrium statistics over the whole window (docs/theory.md §5, §9), once it is complete."""
         if len(self.steps) < 64:
             return []
         start = time.perf_counter()

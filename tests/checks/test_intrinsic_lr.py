@@ -1,6 +1,6 @@
 """intrinsic-lr on constructed runs with known answers, and on the example study (slow).
 
-The constructed runs follow the exact norm dynamics of SGD on a scale-invariant loss (THEORY.md §4): with the
+The constructed runs follow the exact norm dynamics of SGD on a scale-invariant loss (docs/theory.md §4): with the
 gradient orthogonal to w and ‖∇L(w)‖² = G²/|w|², x = |w|² obeys x′ = (1 − ηλ)² x + η²G²/x and the angular update
 per step is η G/((1 − ηλ) x). So angular²/(2ηλ) → 1, |w|² → (ηG²/(2λ))^{1/2} ∝ √(η/λ) at fixed G, and after a
 step change |w|⁴ relaxes at rate ≈ 4ηλ: T_eq ∝ 1/(ηλ). Refuted cases break exactly one of these.

@@ -1,6 +1,6 @@
 """limit-cycles on constructed trajectories with known answers, and on the example studies (slow).
 
-Constructed runs are discretised linear SDEs x ← x − h·A x + √(2h)·ξ in 4 dimensions (THEORY.md §8): a symmetric A
+Constructed runs are discretised linear SDEs x ← x − h·A x + √(2h)·ξ in 4 dimensions (docs/theory.md §8): a symmetric A
 is reversible (no probability current); A = I + ω·J with J antisymmetric has a current of known sign. Their
 ``trajectory_stats`` rows are computed with the same estimators as the in-trial diagnostic.
 """
@@ -159,7 +159,7 @@ def test_example_tiny_mlp_shows_a_current(tmp_path: Path):
 
 @pytest.mark.slow
 def test_example_linreg_control_is_not_flagged(tmp_path: Path):
-    """examples/limit-cycles-linreg.toml (Σ ∝ H at the optimum: reversible, THEORY §9)."""
+    """examples/limit-cycles-linreg.toml (Σ ∝ H at the optimum: reversible, docs/theory.md §9)."""
     v = _run_example(tmp_path, "limit-cycles-linreg.toml", {})
     assert v.verdict == "REFUTED", v.summary
     assert all(e["control"] for e in v.evidence)

@@ -79,7 +79,7 @@ def test_refuted_when_lsr_fails_far_before_the_prediction():
 
 
 def test_the_window_averages_numerator_and_denominator_separately():
-    # Two window rows per run with very different N: mean of ratios ≠ ratio of means (THEORY §2, §9).
+    # Two window rows per run with very different N: mean of ratios ≠ ratio of means (docs/theory.md §2, §9).
     extra, data = [], study(ratio=0.25, fail_from=16, noise=False)
     for rid in data.runs.run_id[data.runs.kappa == 1]:
         extra += [{"run_id": rid, "step": 60, "kind": "noise", "value": 0.1, "summary.g_t": 0.1, "summary.n_t": 1.0},
@@ -159,7 +159,7 @@ def test_example_spec_is_refuted_as_the_closed_form_says(tmp_path):
     run_inline(spec, engine)
     v = nsr.check(StudyData.load(engine, spec.name))
     assert v.verdict == "REFUTED", v.summary
-    # closed form: stationary G = Σ h² s, N = tr Σ(S)/B with Σ(S) = H S H + tr(HS) H + σ² H (THEORY §8)
+    # closed form: stationary G = Σ h² s, N = tr Σ(S)/B with Σ(S) = H S H + tr(HS) H + σ² H (docs/theory.md §8)
     h = spectrum(16, 10.0).numpy()
     s = stationary_variances(h, 1.0, LR0, B0)
     g, n = h**2 @ s, (h**2 @ s + (h @ s) * h.sum() + h.sum()) / B0

@@ -1,4 +1,4 @@
-"""Linear regression with Gaussian design at a fixed weight, the closed-form case of THEORY.md §8.
+"""Linear regression with Gaussian design at a fixed weight, the closed-form case of docs/theory.md §8.
 
 x ~ N(0, H), H = diag(h); y = xᵀw* + σε; per-example loss ½(xᵀw − y)², error e = w − w*. Per-example gradient
 g = x(xᵀe − σε); population: ∇L = He, Σ(e) = H e eᵀ H + (eᵀHe) H + σ² H (Gaussian fourth moments).

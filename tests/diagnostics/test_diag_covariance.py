@@ -1,5 +1,5 @@
 """Covariance spectrum: known rank on both paths, unbiased participation ratio, saturation flag, and the
-analytic per-example gradient covariance of linear regression (THEORY.md §5, §8, §9)."""
+analytic per-example gradient covariance of linear regression (docs/theory.md §5, §8, §9)."""
 
 import numpy as np
 import pytest
@@ -75,7 +75,7 @@ def test_unbiased_participation_ratio_at_small_n(kind):
     spectrum = np.ones(50) if kind == "isotropic" else np.exp(-np.arange(300) / 25.0)
     true_pr = spectrum.sum() ** 2 / np.square(spectrum).sum()  # 50 and ≈ 50
     plug, unb = _mean_prs(spectrum, n=16, repeats=600, seed=7)
-    assert plug < 0.35 * true_pr  # THEORY §9: ≈ 11 for true PR 50 at n = 16
+    assert plug < 0.35 * true_pr  # docs/theory.md §9: ≈ 11 for true PR 50 at n = 16
     assert unb == pytest.approx(true_pr, rel=0.10)
 
 

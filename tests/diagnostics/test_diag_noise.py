@@ -1,4 +1,4 @@
-"""Noise scale on linear regression at a fixed weight (THEORY.md §2, §9): the unbiased ‖∇L‖² and tr Σ estimators
+"""Noise scale on linear regression at a fixed weight (docs/theory.md §2, §9): the unbiased ‖∇L‖² and tr Σ estimators
 hit the population values ∇L = He, tr Σ(e) at batch sizes where the naive ‖ḡ‖² is far off; the two-batch
 online estimator converges to the same values."""
 

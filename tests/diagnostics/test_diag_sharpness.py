@@ -1,4 +1,4 @@
-"""Sharpness: Lanczos on Hessian-vector products against exact Hessians and explicit spectra (THEORY.md §6, §9)."""
+"""Sharpness: Lanczos on Hessian-vector products against exact Hessians and explicit spectra (docs/theory.md §6, §9)."""
 
 import numpy as np
 import pytest

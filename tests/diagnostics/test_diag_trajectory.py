@@ -1,4 +1,4 @@
-"""Trajectory statistics against processes with a known answer (THEORY.md §5, §8, §9): a rotational linear SDE
+"""Trajectory statistics against processes with a known answer (docs/theory.md §5, §8, §9): a rotational linear SDE
 has a probability current, a symmetric one does not; white vs red increments; Brownian MSD; long-lag ACF."""
 
 import numpy as np

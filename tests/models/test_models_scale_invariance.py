@@ -1,4 +1,4 @@
-"""Scale invariance (THEORY.md §1, §4): with `scale_invariant=True` the output is unchanged when all parameters in
+"""Scale invariance (docs/theory.md §1, §4): with `scale_invariant=True` the output is unchanged when all parameters in
 `scale_invariant_parameters(model)` are multiplied by one c > 0.
 
 Norm layers add `eps` to the variance, which breaks invariance by O(eps / var); the exact tests therefore set eps to

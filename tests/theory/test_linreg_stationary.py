@@ -1,4 +1,4 @@
-"""Closed form on linreg (THEORY.md §8): the stationary test loss of SGD and SVAG(l) matches the discrete-time
+"""Closed form on linreg (docs/theory.md §8): the stationary test loss of SGD and SVAG(l) matches the discrete-time
 second-moment recursion, and SVAG approaches the SDE (Ornstein–Uhlenbeck) value as l grows."""
 
 import numpy as np

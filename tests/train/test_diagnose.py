@@ -76,7 +76,7 @@ def test_restore_with_diagnostics_is_bit_identical():
 
 @pytest.mark.slow
 def test_intrinsic_lr_p1_angular_update_reaches_sqrt_2_eta_lambda():
-    """THEORY.md §4 P1: a scale-invariant net, SGD without momentum, λ > 0: angular update² / (2ηλ) ∈ [0.8, 1.25]
+    """docs/theory.md §4 P1: a scale-invariant net, SGD without momentum, λ > 0: angular update² / (2ηλ) ∈ [0.8, 1.25]
     at equilibrium (reached in O(1/(ηλ)) = 2000 steps here); well before equilibrium it is not."""
     lr, wd = 0.1, 5e-3
     config = make_trial(

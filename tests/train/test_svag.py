@@ -1,4 +1,4 @@
-"""SVAG: coefficients and the first two moments of the mixed gradient (THEORY.md §1)."""
+"""SVAG: coefficients and the first two moments of the mixed gradient (docs/theory.md §1)."""
 
 import math
 

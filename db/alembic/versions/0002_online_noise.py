@@ -4,7 +4,7 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-22
 
-The two-batch estimate of tr Σ, ‖∇L‖² and their ratio B_simple (THEORY.md §2), logged with each point when
+The two-batch estimate of tr Σ, ‖∇L‖² and their ratio B_simple (docs/theory.md §2), logged with each point when
 ``[diagnostics] online_noise = true``. Nullable: NULL means not measured.
 """
 
