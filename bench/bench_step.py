@@ -74,7 +74,6 @@ def case(raw: dict, device: str, repeats: int) -> dict:
     probe = Trial(config)
     dev, steps, data = probe.device, probe.clock.total_steps, probe.data
     step_trial = Trial(config, data=data)
-    step_trial.run(ListReporter())  # warm-up; builds the meters
     lr, wd = step_trial.hyperparameters()
     every = config.log.measure_every
 

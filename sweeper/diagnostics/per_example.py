@@ -1,6 +1,6 @@
 """Per-example and batch gradients of the per-example loss, flattened over the trainable parameters.
 
-Loss convention (``sweeper.train.metrics.example_losses``): ½(f(x) − y)² for regression, cross-entropy for
+Loss convention (``sweeper.models.loss.example_losses``): ½(f(x) − y)² for regression, cross-entropy for
 classification; the batch loss is the mean over examples. Gradients are flattened in ``model.parameters()`` order,
 over the parameters with ``requires_grad`` only, so column j of every result refers to the same scalar parameter.
 """
@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
-from sweeper.train.metrics import example_losses
+from sweeper.models.loss import example_losses
 
 __all__ = ["trainable_parameters", "num_trainable", "per_example_grads", "batch_grad", "flatten_grads", "model_mode"]
 

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from sweeper.diagnostics.per_example import _cloned_buffers, flatten_grads, model_mode, trainable_parameters
-from sweeper.train.metrics import example_losses
+from sweeper.models.loss import example_losses
 
 __all__ = [
     "TopEigenvalue",

@@ -9,18 +9,19 @@ from typing import Any
 import torch
 
 from sweeper.data import Dataset, build_dataset
+from sweeper.diagnostics import TwoBatchNoiseScale
 from sweeper.expand import TrialConfig
 from sweeper.models import build_model, scale_invariant_parameters
+from sweeper.models.loss import example_losses
 from sweeper.reporter import Report, Reporter, Status
 from sweeper.spec import is_adaptive
 from sweeper.train.clock import Clock, make_clock
 from sweeper.train.diagnose import Diagnostics
 from sweeper.train.divergence import Start, exceeds, exceeds_tensor
-from sweeper.train.metrics import GradNormMeter, WeightTracker, evaluate, example_losses
+from sweeper.train.metrics import GradNormMeter, WeightTracker, evaluate, squared_norm
 from sweeper.train.optim import Stepper
 from sweeper.train.sampler import BatchSampler
 from sweeper.train.schedule import multiplier
-from sweeper.diagnostics import TwoBatchNoiseScale
 from sweeper.train.svag import coefficients, example_weights, mixing_l
 
 # Divergence (the rule: sweeper/train/divergence.py) is checked on the host every step on CPU; on an accelerator
@@ -96,6 +97,8 @@ class Trial:
                 self.online = TwoBatchNoiseScale(b, 2 * b)
         self.diagnostics = Diagnostics(config.diagnostics, self.clock, self.model, self.data, config.batch_size,
                                        config.seed, self.tracked)
+        self.tracker = WeightTracker(self.tracked)  # norm and angular update of the measured steps
+        self.grad_meter = GradNormMeter(self.trainable)  # RMS minibatch gradient norm of the measured steps
 
     # ------------------------------------------------------------------ hyperparameters at the current step
 
@@ -143,9 +146,9 @@ class Trial:
         for p, a, b in zip(self.trainable, ga, gb):
             p.grad = a + b
         sa, sb = self.online_scales  # group sums → group-mean gradients
-        sq = lambda grads, s: torch.stack(torch._foreach_norm(grads)).double().square().sum() * s**2  # noqa: E731
+        # torch._foreach_* (private): one multi-tensor kernel per operation, as in sweeper/train/metrics.py
         mean_pair = torch._foreach_add(torch._foreach_mul(ga, sa / 2), torch._foreach_mul(gb, sb / 2))
-        self.online.update((sq(ga, sa) + sq(gb, sb)) / 2, sq(mean_pair, 1.0))
+        self.online.update((squared_norm(ga) * sa**2 + squared_norm(gb) * sb**2) / 2, squared_norm(mean_pair))
         return parts[0].detach() + parts[1].detach()
 
     def train_step(self, lr: float, weight_decay: float, measure: bool = False) -> torch.Tensor:
@@ -244,8 +247,6 @@ class Trial:
         state = reporter.checkpoint()
         if state is not None:
             self.load_state_dict(state)
-        self.tracker = WeightTracker(self.tracked)
-        self.grad_meter = GradNormMeter(self.trainable)
         info = {"device": str(self.device)}
         measure_every = self.config.log.measure_every
         check_every = self.check_every

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+
+from sweeper.models.loss import example_losses
+
+# torch._foreach_* (private): the multi-tensor kernels torch.optim itself steps with — one launch for all parameter
+# tensors instead of one per tensor, which is what keeps a measured step cheap on a GPU. Public equivalents exist
+# only from torch 2.6 (torch.nn.utils.get_total_norm), and the project supports torch ≥ 2.2.
 
 
-def example_losses(output: torch.Tensor, y: torch.Tensor, task: str) -> torch.Tensor:
-    """Per-example loss, shape (n,): ½(f(x) − y)² for regression, cross-entropy for classification."""
-    if task == "regression":
-        return 0.5 * (output.squeeze(-1) - y).square()
-    return F.cross_entropy(output, y, reduction="none")
+def squared_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """Σ‖t‖² over ``tensors`` as a float64 0-d tensor on their device (no host sync)."""
+    return torch.stack(torch._foreach_norm(tensors)).double().square().sum()
+
+
+def global_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """‖(t₁, …, t_k)‖: the Euclidean norm of all ``tensors`` as one vector, float64 0-d, on their device."""
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(tensors))).double()
 
 
 @torch.no_grad()
@@ -45,7 +53,7 @@ class WeightTracker:
         self.count = 0
 
     def norm_tensor(self) -> torch.Tensor:
-        return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(self.params))).double()
+        return global_norm(self.params)
 
     def before_step(self) -> None:
         torch._foreach_copy_(self.prev, self.params)
@@ -53,7 +61,7 @@ class WeightTracker:
 
     def after_step(self) -> None:
         torch._foreach_sub_(self.prev, self.params)  # prev ← −Δ
-        delta_sq = torch.stack(torch._foreach_norm(self.prev)).double().square().sum()
+        delta_sq = squared_norm(self.prev)
         new_norm = self.norm_tensor()
         self.sum_sq += (delta_sq - (new_norm - self.prev_norm).square()) / (new_norm * self.prev_norm)
         self.count += 1
@@ -78,7 +86,7 @@ class GradNormMeter:
 
     def add(self) -> None:
         grads = [p.grad for p in self.params if p.grad is not None]
-        self.sum_sq += torch.stack(torch._foreach_norm(grads)).double().square().sum()
+        self.sum_sq += squared_norm(grads)
         self.count += 1
 
     def take_rms(self) -> float | None:

@@ -47,6 +47,7 @@ class Stepper:
             group["weight_decay"] = 0.0
             if weight_decay:
                 with torch.no_grad():
+                    # private multi-tensor kernel (one launch for all tensors), as torch.optim uses internally
                     torch._foreach_mul_(self.params, 1.0 - raw_lr * weight_decay)
         else:
             group["weight_decay"] = weight_decay

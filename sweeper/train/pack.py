@@ -35,10 +35,11 @@ from torch.func import functional_call, grad_and_value, vmap
 
 from sweeper.data import Dataset
 from sweeper.expand import TrialConfig
+from sweeper.models.loss import example_losses
 from sweeper.reporter import Report, Status
 from sweeper.train.divergence import Start, exceeds_tensor
 from sweeper.train.loop import Trial, TrialResult
-from sweeper.train.metrics import example_losses
+from sweeper.train.metrics import global_norm
 from sweeper.train.schedule import multiplier
 from sweeper.train.vector_optim import VectorOptimizer
 
@@ -215,7 +216,7 @@ class _MeterView:
         self.meters, self.k, self.which, self.params = meters, k, which, tracked
 
     def norm_tensor(self) -> Tensor:
-        return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(self.params))).double()
+        return global_norm(self.params)
 
     def take_rms(self) -> float | None:
         return self.meters.take(self.k, self.which)

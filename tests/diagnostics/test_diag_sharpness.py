@@ -8,7 +8,7 @@ from torch.func import functional_call
 
 from sweeper.diagnostics import hessian_trace, top_hessian_eigenvalue
 from sweeper.diagnostics.sharpness import top_eigenvalue
-from sweeper.train.metrics import example_losses
+from sweeper.models.loss import example_losses
 
 
 def explicit_hessian(model, x, y, task):

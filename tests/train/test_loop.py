@@ -28,6 +28,16 @@ def test_points_carry_every_field_and_the_time_axis():
     assert last["test_acc"] is None and last["test_loss"] >= 0.5 * 1.0**2  # exact population loss ≥ ½σ²
 
 
+def test_a_fresh_trial_measures_steps_without_running():
+    """The meters exist from construction: ``train_step(measure=True)`` on a new Trial (as benchmarks call it)."""
+    trial = Trial(make_trial(sweep={"batch_size": [8], "lr": [0.1]}, budget={"steps": 4}))
+    w0 = trial.tracker.norm_tensor().item()
+    for _ in range(3):
+        trial.train_step(0.1, 0.0, measure=True)
+    assert trial.grad_meter.take_rms() > 0
+    assert trial.tracker.take_rms() > 0 and trial.tracker.norm_tensor().item() != w0
+
+
 def test_svag_l1_equals_a_hand_written_sgd_loop():
     config = make_trial(
         sweep={"batch_size": [8], "lr": [0.1], "weight_decay": [0.01], "momentum": [0.9]},
