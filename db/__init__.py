@@ -4,7 +4,8 @@ Modules, one job each:
 
 * :mod:`db.models` — the schema (studies, runs, points, diagnostics, verdicts) as typed declarative models;
 * :mod:`db.types` — portable column types (NaN/±inf floats, strict JSON, UTC timestamps);
-* :mod:`db.engine` — ``make_engine`` / ``open_db`` (URL defaults, SQLite pragmas, schema-version gate), ``redact``;
+* :mod:`db.connection` — ``resolve_url`` / ``make_engine`` / ``redact`` (URL defaults, SQLite pragmas);
+* :mod:`db.engine` — ``open_db``: an engine whose schema is at this code's head revision (the gate);
 * :mod:`db.migrate` — ``upgrade`` / ``downgrade`` / ``current`` / ``head`` from the installed package;
 * :mod:`db.writer` — batched, idempotent writes used by the driver's Tune callback;
 * :mod:`db.queries` — DataFrames for notebooks, checks and the CLI;

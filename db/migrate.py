@@ -19,7 +19,7 @@ from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy.engine import URL, Connection, Engine
 
-from db.engine import make_engine, resolve_url, sqlite_path
+from db.connection import make_engine, resolve_url, sqlite_path
 
 __all__ = [
     "VERSION_TABLE",
@@ -64,7 +64,9 @@ def _connect(target: DbTarget) -> Iterator[Connection]:
 def head() -> str:
     """The head revision of this code's migrations."""
     rev = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert rev is not None, "db/alembic/versions has no revisions"
+    if rev is None:
+        raise RuntimeError(f"{SCRIPT_LOCATION / 'versions'} has no migration scripts: the sweeper installation is "
+                           "incomplete; reinstall it")
     return rev
 
 

@@ -17,7 +17,7 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from db.engine import make_engine, resolve_url
+from db.connection import make_engine, resolve_url
 from db.migrate import VERSION_TABLE
 from db.models import Base
 

@@ -155,3 +155,11 @@ def test_sqlite_foreign_keys_back_on_after_migrating(sqlite_url: str) -> None:
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     finally:
         engine.dispose()
+
+
+def test_head_without_migration_scripts_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A broken installation (no scripts under versions/) is a clear error, also under ``python -O``."""
+    (tmp_path / "versions").mkdir()
+    monkeypatch.setattr(migrate, "SCRIPT_LOCATION", tmp_path)
+    with pytest.raises(RuntimeError, match="no migration scripts"):
+        migrate.head()
