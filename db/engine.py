@@ -12,8 +12,17 @@ import shlex
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
-from db.connection import (BUSY_TIMEOUT_S, DEFAULT_URL, ENV_VAR, SUPPORTED_URLS, DatabaseURLError, make_engine,
-                           redact, resolve_url, sqlite_path)
+from db.connection import (
+    BUSY_TIMEOUT_S,
+    DEFAULT_URL,
+    ENV_VAR,
+    SUPPORTED_URLS,
+    DatabaseURLError,
+    make_engine,
+    redact,
+    resolve_url,
+    sqlite_path,
+)
 from db.errors import DatabaseVersionError
 
 __all__ = [
@@ -61,7 +70,8 @@ def open_db(url: str | URL | None = None, create: bool = False) -> Engine:
 
 
 def _check_revision(engine: Engine, shown: str, command: str, create: bool) -> None:
-    from db import migrate  # Alembic loads when a database is opened, not when the CLI starts
+    # imported here: Alembic loads when a database is opened, not when the CLI starts
+    from db import migrate
 
     head = migrate.head()
     current = migrate.current(engine)
