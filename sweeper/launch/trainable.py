@@ -13,23 +13,32 @@ trial seeds its own generators and builds its own model and optimizer.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import socket
 import tempfile
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import torch
 from ray import tune
 
 from sweeper.expand import TrialConfig
-from sweeper.launch import faults
 from sweeper.launch.experiment import STATE_FILE, STEPS_FILE
 from sweeper.reporter import Report
 from sweeper.train.loop import run_trial
 from sweeper.train.pack import PackedTrial
 
+HOOKS_ENV = "SWEEPER_TRIAL_HOOKS"
+"""Names a module with ``at_start(trial_id)`` and ``after_checkpoint(trial_id)`` that the worker calls around each
+trial (the launch tests' fault injection, ``sweeper.testing.faults``); unset: no hooks."""
+
+
+def _hooks() -> ModuleType | None:
+    name = os.environ.get(HOOKS_ENV)
+    return importlib.import_module(name) if name else None
 
 
 class TuneReporter:
@@ -64,8 +73,10 @@ class TuneReporter:
             torch.save(states, Path(directory) / STATE_FILE)
             (Path(directory) / STEPS_FILE).write_text(json.dumps({tid: reports[tid].step for tid in states}))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
-        for trial_id in states:
-            faults.after_checkpoint(trial_id)
+        hooks = _hooks()
+        if hooks is not None:
+            for trial_id in states:
+                hooks.after_checkpoint(trial_id)
 
     def member(self, trial_id: str) -> _Member:
         return _Member(self, trial_id)
@@ -93,8 +104,10 @@ def _node_id() -> str | None:
 def train(param: dict[str, Any]) -> None:
     """Tune entry point: ``param["pack"]`` holds ``trials`` (TrialConfigs as JSON) and ``resume_from``."""
     configs = [TrialConfig.model_validate(t) for t in param["pack"]["trials"]]
-    for config in configs:
-        faults.at_start(config.trial_id)
+    hooks = _hooks()
+    if hooks is not None:
+        for config in configs:
+            hooks.at_start(config.trial_id)
     reporter = TuneReporter([c.trial_id for c in configs], param["pack"].get("resume_from"))
     if len(configs) == 1:
         run_trial(configs[0], reporter.member(configs[0].trial_id))

@@ -14,9 +14,10 @@ import sqlalchemy as sa
 from db.queries import diagnostics_frame
 from sweeper.expand import expand
 from sweeper.launch.experiment import read_packs
-from sweeper.launch.faults import FAULTS_ENV
 from sweeper.launch.runner import LaunchError, LaunchOptions, init_ray, launch_study
+from sweeper.launch.trainable import HOOKS_ENV
 from sweeper.launch.writer_callback import DbWriterCallback
+from sweeper.testing.faults import FAULTS_ENV
 from tests.launch.study import assert_complete, small_study, stored
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -28,7 +29,8 @@ def faults_file(tmp_path_factory):
     from a file."""
     path = tmp_path_factory.mktemp("faults") / "faults.json"
     path.write_text("{}")
-    init_ray(LaunchOptions(ray_init_kwargs={"num_cpus": 2, "runtime_env": {"env_vars": {FAULTS_ENV: str(path)}}}))
+    env = {HOOKS_ENV: "sweeper.testing.faults", FAULTS_ENV: str(path)}
+    init_ray(LaunchOptions(ray_init_kwargs={"num_cpus": 2, "runtime_env": {"env_vars": env}}))
     yield path
     ray.shutdown()
 

@@ -1,0 +1,8 @@
+"""Helpers for the tests and benchmarks — never imported by the sweeper itself (tests/test_layering.py checks it).
+
+* :mod:`sweeper.testing.faults` — fault injection into trials on Ray, loaded by a worker only when
+  ``SWEEPER_TRIAL_HOOKS`` names it;
+* :mod:`sweeper.testing.fake_cifar` — a tiny valid CIFAR-10/100 in the python-pickle layout.
+
+They live in the package (not under tests/) because Ray workers and the bench/ scripts import them by module name.
+"""
