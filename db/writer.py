@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, cast
 
@@ -52,6 +53,8 @@ __all__ = [
     "update_run",
     "write_points",
     "write_diagnostics",
+    "RunWrite",
+    "write_run_batch",
     "add_verdict",
     "store_verdict",
 ]
@@ -62,7 +65,8 @@ DIAGNOSTIC_KEYS = frozenset(("step", "kind", "wall_seconds", "value", "summary",
 """Keys a diagnostic dict may have: ``step`` and ``kind`` (required), the rest optional."""
 
 CHUNK_ROWS = 1000
-"""Rows per multi-row INSERT on SQLite (15 parameters a point row: under SQLite's 32766-parameter limit)."""
+"""Rows per multi-row INSERT on SQLite: a point row takes one parameter per column (run_id, step and each metric,
+18 today), so a chunk stays under SQLite's 32766-parameter limit while there are fewer than 30 metrics."""
 
 Target = Connection | Session | Engine
 
@@ -343,9 +347,10 @@ _PG_POINTS_SQL = (
     f"SELECT %s::integer, u.* FROM unnest(%s::integer[], {', '.join(['%s::float8[]'] * len(POINT_METRICS))}) AS u "
     "ON CONFLICT (run_id, step) DO NOTHING"
 )
-"""One multi-row INSERT whose rows come from 14 array parameters, however many rows: psycopg re-parses a query
-with thousands of placeholders on every call, and dumps long lists element by element; array literals built here
-from ``repr`` (exact for floats; ``nan``/``inf`` are valid float8 input) are ~3× faster."""
+"""One multi-row INSERT whose rows come from the run id and one array parameter per column (step and each metric,
+17 today), however many rows: psycopg re-parses a query with thousands of placeholders on every call, and dumps long
+lists element by element; array literals built here from ``repr`` (exact for floats; ``nan``/``inf`` are valid
+float8 input) are ~3× faster."""
 
 
 def _pg_array(values: Iterable[Any]) -> str:
@@ -455,6 +460,44 @@ def write_diagnostics(target: Target, run_id: int, diagnostics: Sequence[Mapping
             }
         )
     return _execute_chunks(target, _DIAGNOSTICS, rows, ["run_id", "step", "kind"])
+
+
+# ---------------------------------------------------------------------------------- batches of run writes
+
+
+@dataclass
+class RunWrite:
+    """What the driver's DB callback writes for one run at once: new points and diagnostics (as
+    :func:`write_points` / :func:`write_diagnostics` take them), plain column values of ``runs`` (``fields``:
+    numbers, strings, None, datetimes) and ``attempts_added``, added to ``runs.attempts``. Plain data, so that a
+    batch can wait in memory or in a journal file (``db.journal``) while the database is down."""
+
+    run_id: int
+    points: list[dict[str, Any]] = field(default_factory=list)
+    diagnostics: list[dict[str, Any]] = field(default_factory=list)
+    fields: dict[str, Any] = field(default_factory=dict)
+    attempts_added: int = 0
+
+    @property
+    def size(self) -> int:
+        """Rows it inserts (points + diagnostics): what an outage buffer counts."""
+        return len(self.points) + len(self.diagnostics)
+
+
+def write_run_batch(session: Session, batch: Sequence[RunWrite]) -> None:
+    """Apply ``batch`` in order (the caller commits): per run its points, diagnostics, then its fields.
+
+    Points and diagnostics already stored are skipped and fields are set to the same values, so applying a batch
+    twice changes nothing but ``attempts`` (added again)."""
+    for write in batch:
+        if write.points:
+            write_points(session, write.run_id, write.points)
+        if write.diagnostics:
+            write_diagnostics(session, write.run_id, write.diagnostics)
+        fields = dict(write.fields)
+        if write.attempts_added:
+            fields["attempts"] = Run.attempts + write.attempts_added
+        update_run(session, write.run_id, **fields)
 
 
 # ----------------------------------------------------------------------------------------------- verdicts

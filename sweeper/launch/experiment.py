@@ -1,11 +1,13 @@
-"""What a study leaves in its Tune storage folder that a resume needs: the packs it ran, and each pack's latest
-checkpoint.
+"""What a study leaves in its Tune storage folder that a resume needs: the packs it ran, each pack's latest
+checkpoint, and the results the database has not taken yet.
 
 ``<storage>/<study>/sweeper-packs.json`` records the packs of a launch (lists of trial ids), so a resume runs the
 same packs (a member's state lives in its pack's checkpoint). Every launch or resume writes its Tune trials under
 ``<storage>/<study>[.resume-<n>]/<pack name>/checkpoint_*/state.pt``; a resume starts each unfinished pack from the
 newest such checkpoint of any earlier attempt. This replaces ``Tuner.restore``, whose saved experiment state can
 name a checkpoint that Tune has already rotated away when the driver was killed between the two.
+``<storage>/<study>/sweeper-journal.jsonl`` holds the results that the database could not take during an outage
+(``db.journal``); a resume writes them first.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 from pathlib import Path
 
 PACKS_FILE = "sweeper-packs.json"
+JOURNAL_FILE = "sweeper-journal.jsonl"  # results the database could not take yet (db.journal)
 STATE_FILE = "state.pt"
 STEPS_FILE = "steps.json"  # beside the state: {trial id: step} of the members it holds
 
@@ -32,6 +35,10 @@ def write_packs(storage: str, study: str, packs: list[list[str]]) -> None:
     folder = Path(storage) / study
     folder.mkdir(parents=True, exist_ok=True)
     (folder / PACKS_FILE).write_text(json.dumps(packs))
+
+
+def journal_path(storage: str, study: str) -> Path:
+    return Path(storage) / study / JOURNAL_FILE
 
 
 def read_packs(storage: str, study: str) -> list[list[str]] | None:

@@ -17,13 +17,15 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from db.engine import open_db
-from db.models import Run, Study
+from db.journal import Journal
+from db.models import HEARTBEAT_GRACE_S, Run, Study
 from db.types import utcnow
 from db.writer import ensure_runs, ensure_study, spec_hash, update_study
 from sweeper.expand import TrialConfig, expand
+from sweeper.launch.experiment import (attempt_name, journal_path, latest_checkpoint, member_ids, pack_name,
+                                       read_packs, write_packs)
+from sweeper.launch.resilient_writer import OutagePolicy
 from sweeper.spec import StudySpec, parse_spec
-from sweeper.launch.experiment import (attempt_name, latest_checkpoint, member_ids, pack_name, read_packs,
-                                       write_packs)
 from sweeper.train.pack import packs
 
 TERMINAL = ("completed", "diverged", "failed")
@@ -57,6 +59,15 @@ def _setdefault_environment(values: dict[str, str]) -> None:
 class LaunchError(Exception):
     """A study cannot be launched or resumed as asked; the message is one line saying what to do."""
 
+    exit_code = 2
+
+
+class StudyStopped(LaunchError):
+    """A running study was stopped because the database failed for good (or for too long); the message is one
+    line saying what happened, where the unwritten results are kept and how to continue."""
+
+    exit_code = 1
+
 
 @dataclass
 class LaunchOptions:
@@ -67,6 +78,7 @@ class LaunchOptions:
     max_concurrent: int | None = None
     max_failures: int = 2
     storage: str | None = None
+    outage: OutagePolicy = field(default_factory=OutagePolicy)  # how database outages are waited out
     progress: bool = True
     retry_failed: bool = False
     pack: int | str = "auto"  # trials per Tune trial: "auto" or at most N (1: no packing; sweeper.train.pack.packs)
@@ -150,15 +162,10 @@ def _trainable(options: LaunchOptions):
     return tune.with_resources(train, {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial})
 
 
-def _callbacks(run_ids: dict[str, int], engine: Engine, total: int, finished: set[str],
-               options: LaunchOptions) -> list:
+def _progress(total: int, finished: set[str], options: LaunchOptions) -> list:
     from sweeper.launch.progress import ProgressCallback
-    from sweeper.launch.writer_callback import DbWriterCallback
 
-    callbacks: list = [DbWriterCallback(run_ids, engine)]
-    if options.progress:
-        callbacks.append(ProgressCallback(total, finished))
-    return callbacks
+    return [ProgressCallback(total, finished)] if options.progress else []
 
 
 def _storage_root(options: LaunchOptions) -> str:
@@ -189,13 +196,20 @@ def launch_study(spec: StudySpec, options: LaunchOptions) -> StudyOutcome:
         existing = _existing_study(engine, spec)
         if existing is not None:
             return existing
+        storage = _storage_root(options)
+        if Journal(journal_path(storage, spec.name)):
+            raise LaunchError(f"{journal_path(storage, spec.name)} holds unwritten results of an earlier study "
+                              f"named {spec.name!r}, not of this one; move it away, or use another --storage")
         with _ray(options) as size:  # reach the cluster before anything is written
-            storage = _storage_root(options)
-            with Session(engine) as session, session.begin():
-                study = ensure_study(session, spec.name, spec.model_dump(mode="json"), git_commit=_git_commit())
-                update_study(session, study.id, storage=storage)
-                run_ids = ensure_runs(session, study, [t.model_dump(mode="json") for t in trials])
-                study_id = study.id
+            try:
+                with Session(engine) as session, session.begin():
+                    study = ensure_study(session, spec.name, spec.model_dump(mode="json"), git_commit=_git_commit())
+                    update_study(session, study.id, storage=storage)
+                    run_ids = ensure_runs(session, study, [t.model_dump(mode="json") for t in trials])
+                    study_id = study.id
+            except sa.exc.IntegrityError:  # another launch of this name created it since _existing_study looked
+                raise LaunchError(f"study {spec.name!r} was created by another launch at the same moment, which "
+                                  f"runs it; follow it with `sweeper runs {spec.name}`") from None
             return _run_tuner(engine, study_id, spec.name, trials, run_ids, storage, options, size, restore=False)
     finally:
         engine.dispose()
@@ -211,6 +225,9 @@ def _existing_study(engine: Engine, spec: StudySpec) -> StudyOutcome | None:
         study_id = study.id
     counts = run_counts(engine, study_id)
     unfinished = sum(n for s, n in counts.items() if s not in TERMINAL)
+    if _driver_alive(engine, study_id):
+        raise LaunchError(f"study {spec.name!r} is running now (its driver's heartbeat is under "
+                          f"{HEARTBEAT_GRACE_S:.0f} s old); follow it with `sweeper runs {spec.name}`")
     if identical and unfinished == 0:
         outcome = _finish(engine, study_id, spec.name)
         outcome.already_done = True
@@ -220,6 +237,14 @@ def _existing_study(engine: Engine, spec: StudySpec) -> StudyOutcome | None:
                           f"continue it with `sweeper resume {spec.name}`")
     raise LaunchError(f"study {spec.name!r} already exists with a different spec; "
                       f"choose a new name (or `sweeper resume {spec.name}` with its original spec)")
+
+
+def _driver_alive(engine: Engine, study_id: int) -> bool:
+    """Whether a driver runs the study now: stored ``running`` and a fresh heartbeat (``db.queries``)."""
+    from db.queries import study_status
+
+    with engine.connect() as conn:
+        return study_status(conn, study_id) == "running"
 
 
 def resume_study(name: str, options: LaunchOptions) -> StudyOutcome:
@@ -232,7 +257,8 @@ def resume_study(name: str, options: LaunchOptions) -> StudyOutcome:
             study = session.scalar(sa.select(Study).where(Study.name == name))
             if study is None:
                 raise LaunchError(f"no study named {name!r}; list them with `sweeper studies`")
-            spec, storage, study_id = parse_spec(study.spec), study.storage, study.id
+            spec, storage, study_id = parse_spec(study.spec), study.storage or _storage_root(options), study.id
+        Journal(journal_path(storage, name)).replay(engine)  # results an outage kept from the database
         trials = expand(spec)
         with Session(engine) as session, session.begin():
             run_ids = ensure_runs(session, study_id, [t.model_dump(mode="json") for t in trials])
@@ -246,8 +272,7 @@ def resume_study(name: str, options: LaunchOptions) -> StudyOutcome:
             outcome.already_done = True
             return outcome
         with _ray(options) as size:
-            return _run_tuner(engine, study_id, name, trials, run_ids, storage or _storage_root(options), options,
-                              size, restore=True)
+            return _run_tuner(engine, study_id, name, trials, run_ids, storage, options, size, restore=True)
     finally:
         engine.dispose()
 
@@ -258,11 +283,18 @@ def _run_tuner(engine: Engine, study_id: int, name: str, trials: list[TrialConfi
     that still have unfinished members, each from its latest checkpoint (``sweeper.launch.experiment``)."""
     from ray import tune
 
+    from sweeper.launch.resilient_writer import outage_engine
+    from sweeper.launch.writer_callback import FINAL, DbWriterCallback, WriterStopper
+
     _setdefault_environment(TUNE_ENVIRONMENT)
     with Session(engine) as session, session.begin():  # alive from here on; DbWriterCallback keeps it fresh
         update_study(session, study_id, status="running", heartbeat_at=utcnow(), **size)
-    finished = {t.trial_id for t in trials if _status(engine, run_ids[t.trial_id]) in TERMINAL}
-    callbacks = _callbacks(run_ids, engine, len(trials), finished, options)
+    status = {t.trial_id: _status(engine, run_ids[t.trial_id]) for t in trials}
+    finished = {trial_id for trial_id, s in status.items() if s in TERMINAL}
+    journal = journal_path(storage, name)
+    final = [run_ids[trial_id] for trial_id, s in status.items() if s in FINAL]
+    writer = DbWriterCallback(run_ids, journal, study_id, final_run_ids=final, policy=options.outage)
+    writer.bind(outage_engine(engine.url, options.outage))
     by_id = {t.trial_id: t for t in trials}
     recorded = read_packs(storage, name) if restore else None
     if recorded is None:
@@ -284,14 +316,32 @@ def _run_tuner(engine: Engine, study_id: int, name: str, trials: list[TrialConfi
         tune_config=tune.TuneConfig(max_concurrent_trials=options.max_concurrent, reuse_actors=True,
                                     trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
         run_config=tune.RunConfig(
-            name=attempt_name(storage, name), storage_path=storage, callbacks=callbacks, verbose=0,
+            name=attempt_name(storage, name), storage_path=storage, verbose=0, stop=WriterStopper(writer),
+            callbacks=[writer, *_progress(len(trials), finished, options)],
             failure_config=tune.FailureConfig(max_failures=options.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         ),
     )
     logging.getLogger("ray.tune").setLevel(logging.ERROR)  # our progress bar and the database report
-    tuner.fit()
+    try:
+        tuner.fit()
+    finally:
+        writer.close()  # anything the database has not taken is in the journal
+    if writer.stopped:
+        _stopped(engine, study_id, name, writer.stopped, journal)
     return _finish(engine, study_id, name)
+
+
+def _stopped(engine: Engine, study_id: int, name: str, reason: str, journal: Path) -> None:
+    """Record the study as interrupted if the database still takes that (else its heartbeat, left to age, says
+    so), then raise StudyStopped."""
+    try:
+        _finish(engine, study_id, name)  # unfinished runs: the study is interrupted
+    except sa.exc.DBAPIError:
+        pass
+    kept = f"; the results not yet written are kept in {journal}" if Journal(journal) else ""
+    raise StudyStopped(f"study {name!r} stopped: {reason}{kept}; once the database is fixed, continue with "
+                       f"`sweeper resume {name}`")
 
 
 def _trial_name(trial: Any) -> str:

@@ -20,19 +20,20 @@ from tests.launch.study import small_study
 
 
 @pytest.fixture
-def setup(sqlite_url):
-    """(engine, callback, trials as Tune would pass them, commit counter)."""
+def setup(sqlite_url, tmp_path):
+    """(engine, callback, trials as Tune would pass them, commit counter); the study's id is the callback's."""
     spec = small_study(name="callback")
     trials = expand(spec)
     engine = open_db(sqlite_url, create=True)
     with Session(engine) as session, session.begin():
         study = ensure_study(session, spec.name, spec.model_dump(mode="json"))
         run_ids = ensure_runs(session, study, [t.model_dump(mode="json") for t in trials])
+        session.expunge(study)
     commits: list[int] = []
     sa.event.listen(engine, "commit", lambda conn: commits.append(1))
     fake = [SimpleNamespace(config={"pack": {"trials": [t.model_dump(mode="json")]}}, error_file=None, trial_id=t.trial_id)
             for t in trials]
-    yield engine, DbWriterCallback(run_ids, engine), fake, commits
+    yield engine, DbWriterCallback(run_ids, tmp_path / "journal.jsonl", study.id, engine), fake, commits
     engine.dispose()
 
 
@@ -119,7 +120,7 @@ def test_pickled_without_engine_or_pending_starts(setup):
     engine, callback, (trial, *_), _ = setup
     callback.on_trial_start(0, [], trial)
     copy = pickle.loads(pickle.dumps(callback))
-    assert copy.engine is None and copy._starts == {} and copy.run_ids == callback.run_ids
+    assert copy.writer is None and copy._starts == {} and copy.run_ids == callback.run_ids
     with pytest.raises(RuntimeError, match="before bind"):
         copy.on_trial_result(0, [], trial, result(trial, [0]))
     copy.bind(engine).on_trial_result(0, [], trial, result(trial, [0]))
@@ -156,7 +157,7 @@ def test_heartbeat_when_due_and_not_more_often(setup, monkeypatch):
     engine, _, _, commits = setup
     clock = [1000.0]
     monkeypatch.setattr(writer_callback, "_clock", lambda: clock[0])
-    callback = DbWriterCallback(dict(setup[1].run_ids), engine)
+    callback = DbWriterCallback(dict(setup[1].run_ids), setup[1].journal_path, setup[1].study_id, engine)
     assert callback.heartbeat_s == HEARTBEAT_S == 30.0
     statements: list[str] = []
     sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
@@ -185,6 +186,6 @@ def test_heartbeat_when_due_and_not_more_often(setup, monkeypatch):
     assert beat() >= first
     # a restored copy (Tune unpickles it) counts from its restore, with the study it knew
     copy = pickle.loads(pickle.dumps(callback)).bind(engine)
-    assert copy._study_id == callback._study_id and copy.heartbeat_s == HEARTBEAT_S
+    assert copy.study_id == callback.study_id and copy.heartbeat_s == HEARTBEAT_S
     copy.on_step_end(0, [])
     assert len(commits) == 2
