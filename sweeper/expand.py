@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from sweeper.limits import DEFAULT_MAX_TRIALS
 from sweeper.spec import (
     BudgetSpec,
     DataSpec,
@@ -105,10 +106,6 @@ def trial_id(content: dict[str, Any]) -> str:
     """Stable id: the first 12 hex digits of the SHA-256 of the config's canonical JSON."""
     blob = json.dumps(content, sort_keys=True, separators=(",", ":"))
     return "t" + hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-
-DEFAULT_MAX_TRIALS = 10_000
-"""The largest study ``sweeper launch`` expands unless ``--max-trials`` allows more."""
 
 
 class TooManyTrials(ValueError):

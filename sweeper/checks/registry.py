@@ -7,17 +7,9 @@ from types import ModuleType
 from typing import Any
 
 from sweeper.checks.base import StudyData, Verdict
+from sweeper.names import CHECK_NAMES
 
-MODULES = {
-    "lsr": "sweeper.checks.lsr",
-    "sqrt-rule": "sweeper.checks.sqrt_rule",
-    "svag": "sweeper.checks.svag",
-    "nsr": "sweeper.checks.nsr",
-    "intrinsic-lr": "sweeper.checks.intrinsic_lr",
-    "noise-rank": "sweeper.checks.noise_rank",
-    "limit-cycles": "sweeper.checks.limit_cycles",
-    "sharpness": "sweeper.checks.sharpness",
-}
+MODULES = {name: f"sweeper.checks.{name.replace('-', '_')}" for name in CHECK_NAMES}
 
 
 def module(name: str) -> ModuleType:

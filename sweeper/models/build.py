@@ -12,6 +12,7 @@ from sweeper.models.linear import build_linear
 from sweeper.models.mlp import build_mlp
 from sweeper.models.preresnet import build_preresnet
 from sweeper.models.vgg import build_vgg
+from sweeper.names import MODEL_NAMES
 
 BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "linear": build_linear,
@@ -20,7 +21,6 @@ BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "preresnet": build_preresnet,
     "vgg": build_vgg,
 }
-MODEL_NAMES: tuple[str, ...] = tuple(BUILDERS)
 
 
 def model_options(name: str) -> tuple[str, ...]:
