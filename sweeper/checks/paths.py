@@ -289,35 +289,48 @@ def figure_paths(data: Any, verdict_: Verdict, title: str) -> Any:
     from matplotlib import colormaps
     from matplotlib.figure import Figure
 
-    paths_ = verdict_.details.get("paths", []) + verdict_.details.get("control", [])
-    shown: dict[str, dict[str, Any]] = {}
-    for p in paths_:
+    shown: dict[str, dict[str, Any]] = {}  # the first path of each arm
+    for p in verdict_.details.get("paths", []) + verdict_.details.get("control", []):
         shown.setdefault(p["arm"], p)
     fig = Figure(figsize=(9, 7))
     top, bottom = fig.subplots(2, 1)
     cmap = colormaps["viridis"]
     main = next(iter(shown.values()), None)
     if main and main["edges"]:
-        curves = Curves(data.points, main["metric"], main["axis"])
-        kappas = [r["kappa"] for r in main["runs"]]
-        for j, entry in enumerate(main["runs"]):
-            curve = curves.seed_mean(entry["run_ids"])
-            if curve is None:
-                continue
-            width = 2.5 if entry["kappa"] == main["baseline_kappa"] else 1.2
-            top.plot(*curve, color=cmap(j / max(1, len(kappas) - 1)), lw=width, label=f"κ = {entry['kappa']:g}")
-        base_ids = next((e["run_ids"] for e in main["runs"] if e["kappa"] == main["baseline_kappa"]), [])
-        base_y = data.points.loc[data.points.run_id.isin(base_ids), main["metric"]].astype(float)
-        base_y = base_y[np.isfinite(base_y)]
-        if len(base_y):  # the baseline's range, so that a diverging κ does not flatten the rest
-            lo, hi = float(base_y.min()), float(base_y.max())
-            pad = 0.25 * (hi - lo) if hi > lo else 0.1 * abs(hi) or 1.0
-            top.set_ylim(lo - pad, hi + pad)
-        for e in main["edges"][1:-1]:
-            top.axvline(e, color="grey", lw=0.5, ls=":")
-        top.set(xlabel=main["axis"], ylabel=main["metric"], title=f"{title} — {main['label']} ({main['arm']})")
-        top.legend(fontsize=7, ncol=2)
+        _plot_curves(top, data, main, title, cmap)
+    _plot_windows(bottom, shown, verdict_, cmap)
+    fig.tight_layout()
+    return fig
+
+
+def _plot_curves(ax: Any, data: Any, path: dict[str, Any], title: str, cmap: Any) -> None:
+    """The seed-mean metric of each κ of ``path`` against its time axis, window edges dotted, y range the
+    baseline's (so that a diverging κ does not flatten the rest)."""
+    curves = Curves(data.points, path["metric"], path["axis"])
+    n = len(path["runs"])
+    for j, entry in enumerate(path["runs"]):
+        curve = curves.seed_mean(entry["run_ids"])
+        if curve is None:
+            continue
+        width = 2.5 if entry["kappa"] == path["baseline_kappa"] else 1.2
+        ax.plot(*curve, color=cmap(j / max(1, n - 1)), lw=width, label=f"κ = {entry['kappa']:g}")
+    base_ids = next((e["run_ids"] for e in path["runs"] if e["kappa"] == path["baseline_kappa"]), [])
+    base_y = data.points.loc[data.points.run_id.isin(base_ids), path["metric"]].astype(float)
+    base_y = base_y[np.isfinite(base_y)]
+    if len(base_y):
+        lo, hi = float(base_y.min()), float(base_y.max())
+        pad = 0.25 * (hi - lo) if hi > lo else 0.1 * abs(hi) or 1.0
+        ax.set_ylim(lo - pad, hi + pad)
+    for e in path["edges"][1:-1]:
+        ax.axvline(e, color="grey", lw=0.5, ls=":")
+    ax.set(xlabel=path["axis"], ylabel=path["metric"], title=f"{title} — {path['label']} ({path['arm']})")
+    ax.legend(fontsize=7, ncol=2)
+
+
+def _plot_windows(ax: Any, shown: dict[str, dict[str, Any]], verdict_: Verdict, cmap: Any) -> None:
+    """Each window's Δ/τ (clipped at ±CLIP) with its one-sided allowance h/τ, per arm and κ; the band |Δ/τ| ≤ 1."""
     markers = {"linear": "o", "sqrt": "s"}
+    first_arm = next(iter(shown), None)
     for arm, p in shown.items():
         rows = pd.DataFrame(p["windows"])
         if rows.empty:
@@ -328,20 +341,17 @@ def figure_paths(data: Any, verdict_: Verdict, title: str) -> Any:
             scale = w.tolerance.replace(0, np.nan)
             x = w.window + (j - len(kappas) / 2) * 0.06
             y, err = (w["diff"] / scale).clip(-CLIP, CLIP), (w.halfwidth / scale).clip(upper=CLIP)
-            bottom.errorbar(x, y, yerr=err, fmt=markers.get(p["rule"], "o"),
-                            color=cmap(j / max(1, len(kappas) - 1)), mfc="none" if arm != next(iter(shown)) else None,
-                            label=f"{arm} κ = {k:g}", capsize=2)
+            ax.errorbar(x, y, yerr=err, fmt=markers.get(p["rule"], "o"), color=cmap(j / max(1, len(kappas) - 1)),
+                        mfc="none" if arm != first_arm else None, label=f"{arm} κ = {k:g}", capsize=2)
     for r in verdict_.evidence:
         if r.get("diverged") and r.get("status") == "fails":
-            bottom.text(0.01, 0.97, f"κ = {r['kappa']:g} diverged", transform=bottom.transAxes, fontsize=8,
-                        color="red", ha="left", va="top")
-    lo, hi = bottom.get_ylim()
-    bottom.set_ylim(max(lo, -CLIP - 0.5), min(hi, CLIP + 0.5))
-    bottom.axhspan(-1, 1, color="green", alpha=0.08)
-    bottom.axhline(0, color="black", lw=0.5)
-    bottom.set(xlabel="window of equal time (last = final)", ylabel=f"Δ / tolerance (clipped at ±{CLIP:g})",
-               title=f"{verdict_.check}: {verdict_.verdict} (band: within tolerance; bars: one-sided allowance)")
-    if bottom.get_legend_handles_labels()[0]:
-        bottom.legend(fontsize=7, ncol=3)
-    fig.tight_layout()
-    return fig
+            ax.text(0.01, 0.97, f"κ = {r['kappa']:g} diverged", transform=ax.transAxes, fontsize=8,
+                    color="red", ha="left", va="top")
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(max(lo, -CLIP - 0.5), min(hi, CLIP + 0.5))
+    ax.axhspan(-1, 1, color="green", alpha=0.08)
+    ax.axhline(0, color="black", lw=0.5)
+    ax.set(xlabel="window of equal time (last = final)", ylabel=f"Δ / tolerance (clipped at ±{CLIP:g})",
+           title=f"{verdict_.check}: {verdict_.verdict} (band: within tolerance; bars: one-sided allowance)")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, ncol=3)

@@ -81,6 +81,7 @@ class Trial:
         self.sde_time = 0.0
         self.start: Start | None = None  # the divergence rule's start values, from the step-0 point
         self.check_every = 1 if self.device.type == "cpu" else CHECK_EVERY_ACCELERATOR  # steps between host checks
+        self.first_bad = torch.full((), -1, dtype=torch.long, device=self.device)  # device-side: first diverged step
         n_eval = config.log.eval_samples or None
         self.eval_train = (self.data.x_train[:n_eval], self.data.y_train[:n_eval])
         self.eval_test = (self.data.x_test[:n_eval], self.data.y_test[:n_eval])
@@ -243,14 +244,32 @@ class Trial:
 
     # ------------------------------------------------------------------------------------------------ run
 
+    def _advance(self, event: int, limit: float, log_set: set[int]) -> int | None:
+        """Train up to raw step ``event`` (recording trajectory samples on the way); the diverged step if the
+        minibatch loss broke ``limit`` (the divergence rule) — the loop then stops there — else None."""
+        measure_every, trajectory = self.config.log.measure_every, self.diagnostics.trajectory
+        while self.step < event:
+            lr, wd = self.hyperparameters()
+            measure = (self.step + 1) % measure_every == 0 or self.step + 1 in log_set
+            loss = self.train_step(lr, wd, measure)
+            if trajectory and trajectory.wants(self.step):
+                trajectory.record(self.step)
+            if self.check_every == 1:
+                if exceeds(loss.item(), limit):
+                    return self.step
+                continue
+            self.first_bad = torch.where((self.first_bad < 0) & exceeds_tensor(loss, limit), self.step, self.first_bad)
+            if self.step % self.check_every == 0 or self.step == event:
+                first_bad = int(self.first_bad.item())
+                if first_bad >= 0:
+                    return first_bad
+        return None
+
     def run(self, reporter: Reporter) -> TrialResult:
         state = reporter.checkpoint()
         if state is not None:
             self.load_state_dict(state)
         info = {"device": str(self.device)}
-        measure_every = self.config.log.measure_every
-        check_every = self.check_every
-        bad_step = torch.full((), -1, dtype=torch.long, device=self.device)
         log_set = set(self.clock.log_steps)
         diag, trajectory = self.diagnostics, self.diagnostics.trajectory
         all_points: list[dict[str, Any]] = []
@@ -270,22 +289,7 @@ class Trial:
         limit = self.start.batch_bound
         events = sorted(s for s in log_set | diag.steps() if s > self.step) if diverged_step is None else []
         for event in events:
-            while self.step < event:
-                lr, wd = self.hyperparameters()
-                measure = (self.step + 1) % measure_every == 0 or self.step + 1 in log_set
-                loss = self.train_step(lr, wd, measure)
-                if trajectory and trajectory.wants(self.step):
-                    trajectory.record(self.step)
-                if check_every == 1:
-                    if exceeds(loss.item(), limit):
-                        diverged_step = self.step
-                else:
-                    bad_step = torch.where((bad_step < 0) & exceeds_tensor(loss, limit), self.step, bad_step)
-                    if self.step % check_every == 0 or self.step == event:
-                        first_bad = int(bad_step.item())
-                        diverged_step = first_bad if first_bad >= 0 else None
-                if diverged_step is not None:
-                    break
+            diverged_step = self._advance(event, limit, log_set)
             if diverged_step is not None:
                 status = "diverged"
                 points.append(self.point())
