@@ -17,10 +17,10 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from sweeper.data.fake_cifar import write_fake_cifar
 from sweeper.expand import expand
 from sweeper.reporter import ListReporter
 from sweeper.spec import parse_spec
+from sweeper.testing.fake_cifar import write_fake_cifar
 from sweeper.train.loop import Trial
 
 DEFAULTS = {"noise": {}, "covariance": {}, "sharpness": {}, "trajectory": {}}

@@ -21,11 +21,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from sweeper.data.fake_cifar import write_fake_cifar
 from sweeper.expand import expand
 from sweeper.models import build_model
 from sweeper.reporter import ListReporter
 from sweeper.spec import parse_spec
+from sweeper.testing.fake_cifar import write_fake_cifar
 from sweeper.train.loop import Trial
 
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from sweeper.data.fake_cifar import write_fake_cifar
 from sweeper.expand import expand
 from sweeper.spec import load_spec, tomllib
+from sweeper.testing.fake_cifar import write_fake_cifar
 from tests.helpers import REPO_ROOT
 
 EXAMPLES = sorted((REPO_ROOT / "examples").rglob("*.toml"))

@@ -2,8 +2,8 @@
 
 import pytest
 
-from sweeper.data.fake_cifar import write_fake_cifar
 from sweeper.spec import SpecError, load_spec, parse_spec
+from sweeper.testing.fake_cifar import write_fake_cifar
 from tests.helpers import BASE, REPO_ROOT, make_spec, merged
 
 

@@ -8,8 +8,8 @@ import torch
 
 from sweeper.data import build_dataset, cache_key
 from sweeper.data.cache import DATASETS, SIZE_ENV
-from sweeper.data.fake_cifar import write_fake_cifar
 from sweeper.reporter import ListReporter
+from sweeper.testing.fake_cifar import write_fake_cifar
 from sweeper.train.loop import Trial, run_trial
 from tests.helpers import make_trial
 

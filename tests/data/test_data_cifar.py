@@ -7,7 +7,7 @@ import torch
 
 from sweeper.data import build_dataset, check_cifar_root
 from sweeper.data.augment import random_crop_flip
-from sweeper.data.fake_cifar import write_fake_cifar
+from sweeper.testing.fake_cifar import write_fake_cifar
 
 CPU = torch.device("cpu")
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from sweeper.data import DATA_NAMES, Dataset, build_dataset
-from sweeper.data.fake_cifar import write_fake_cifar
+from sweeper.testing.fake_cifar import write_fake_cifar
 
 CPU = torch.device("cpu")
 

@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from sweeper.data.fake_cifar import write_fake_cifar
 from sweeper.models import build_model
 from sweeper.reporter import POINT_FIELDS, ListReporter, StopTrial
+from sweeper.testing.fake_cifar import write_fake_cifar
 from sweeper.train.divergence import DIVERGENCE_FACTOR
 from sweeper.train.loop import Trial, run_trial
 from tests.helpers import make_trial

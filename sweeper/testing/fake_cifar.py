@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cifar_layout import LAYOUTS
+from sweeper.data.cifar_layout import LAYOUTS
 
 
 def write_fake_cifar(root: Path, name: str, n_train_per_batch: int = 20, n_test: int = 20, seed: int = 0) -> Path:
