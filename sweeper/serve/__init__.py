@@ -1,0 +1,11 @@
+"""``sweeper serve``: a live, read-only web dashboard over the results database (issue 13).
+
+``app`` (routes, errors, access), ``pages`` (HTML, Jinja2 autoescaped) and ``api`` (JSON under ``/api``) answer
+requests; ``overview`` (studies, runs), ``trajectories``, ``scaling``, ``diagnostics`` and ``verdicts`` build what
+they show; ``buckets`` downsamples trajectories in SQL to the plot's width; ``security`` guards access;
+``static/`` holds the pages' scripts (Plotly from the ``plotly`` wheel).
+"""
+
+from sweeper.serve.app import create_app
+
+__all__ = ["create_app"]

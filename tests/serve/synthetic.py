@@ -1,0 +1,99 @@
+"""Synthetic studies written through ``db.writer`` (no training): the dashboard's tests and ``bench/bench_serve.py``.
+
+A study is a grid lr × κ (linear scaling path: B = κ·B0, η = κ·η0) × seed of SGD runs whose loss decays as
+``0.5 + exp(-t)`` in SDE time t (so the linear scaling rule holds by construction) plus seeded noise. Points are at
+raw steps 0, ``stride``, 2·``stride``, … with ``epoch`` = step·B/n_train and ``sde_time`` = step·η.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from db import writer
+
+N_TRAIN = 4096
+B0 = 8
+
+
+def trial_configs(lrs: Sequence[float], kappas: Sequence[float], seeds: Sequence[int]) -> list[dict[str, Any]]:
+    """One trial config per (η0, κ, seed), as the launcher hands them to the writer."""
+    out = []
+    for i, (lr0, kappa, seed) in enumerate(itertools.product(lrs, kappas, seeds)):
+        out.append({
+            "trial_id": f"t{i:05d}", "trial_index": i, "optimizer": {"name": "sgd", "momentum": 0.0},
+            "model": {"name": "linear"}, "data": {"name": "linreg", "n_train": N_TRAIN},
+            "batch_size": int(B0 * kappa), "lr": lr0 * kappa, "weight_decay": 0.0, "svag_l": 1.0, "seed": seed,
+            "scaling": {"rule": "linear", "kappa": kappa, "base_batch_size": B0, "base_lr": lr0},
+        })
+    return out
+
+
+def create_study(engine: Engine, name: str, configs: list[dict[str, Any]], *, spec: dict[str, Any] | None = None,
+                 status: str = "running") -> dict[str, int]:
+    """The study (``status``; a running one gets a fresh heartbeat) and its pending runs; returns
+    ``{trial_id: run_id}``."""
+    with Session(engine) as session, session.begin():
+        study = writer.ensure_study(session, name, spec or {"name": name, "seeds": [0]}, status=status)
+        if status == "running":
+            writer.write_heartbeat(session, study.id)
+        return writer.ensure_runs(session, study, configs)
+
+
+def trajectory(config: dict[str, Any], steps: np.ndarray) -> list[dict[str, Any]]:
+    """The run's points at ``steps`` (raw steps)."""
+    lr, batch = float(config["lr"]), int(config["batch_size"])
+    rng = np.random.default_rng([int(config["seed"]), int(config["trial_index"])])
+    t = steps * lr
+    noise = 0.01 * rng.standard_normal((2, len(steps)))
+    test = 0.5 + np.exp(-t) + noise[0]
+    train = 0.5 + np.exp(-t) + noise[1]
+    return [{"step": int(s), "effective_step": float(s), "epoch": float(s * batch / N_TRAIN), "sde_time": float(ti),
+             "lr": lr, "weight_decay": 0.0, "train_loss": float(a), "test_loss": float(b),
+             "test_acc": float(1 - b / 2), "weight_norm": 1.0 + float(ti)}
+            for s, ti, a, b in zip(steps, t, train, test)]
+
+
+def write_run(engine: Engine, run_id: int, config: dict[str, Any], steps: np.ndarray, *,
+              status: str | None = None) -> None:
+    """Write the run's points at ``steps`` (and set its status when given) in one transaction."""
+    with Session(engine) as session, session.begin():
+        writer.write_points(session, run_id, trajectory(config, steps))
+        if status is not None:
+            writer.update_run(session, run_id, status=status, steps_done=int(steps[-1]) if len(steps) else 0)
+
+
+def write_diagnostics(engine: Engine, run_id: int, steps: Sequence[int], *, g_over_n: float = 0.5) -> None:
+    """One noise, covariance, sharpness and trajectory_stats measurement at each step (known values: G_t = 1,
+    N_t = 1/g_over_n, spectrum 1, 1/2, 1/4, …, λ_max = 10 + step/1000, Lévy z = 0.5)."""
+    rows = []
+    for step in steps:
+        n_t = 1.0 / g_over_n
+        rows += [
+            {"step": step, "kind": "noise", "value": g_over_n,
+             "summary": {"g_t": 1.0, "n_t": n_t, "b_simple": B0 * n_t, "s": 1.0, "trace_sigma": B0 * n_t}},
+            {"step": step, "kind": "covariance", "value": 0.1, "summary": {"trace": 2.0, "rank": 3},
+             "payload": 0.5 ** np.arange(8)},
+            {"step": step, "kind": "sharpness", "value": 10.0 + step / 1000, "summary": {"converged": True}},
+            {"step": step, "kind": "trajectory_stats", "value": 0.6,
+             "summary": {"levy_statistic": 0.1, "levy_z": 0.5, "levy_p": 0.6, "low_freq_ratio": 1.0,
+                         "acf_fraction_outside": 0.01, "msd_exponent": 1.0}},
+        ]
+    writer.write_diagnostics(engine, run_id, rows)
+
+
+def build_study(engine: Engine, name: str, *, lrs: Sequence[float] = (0.05,), kappas: Sequence[float] = (1, 2),
+                seeds: Sequence[int] = (0, 1), points: int = 50, stride: int = 10, status: str = "completed",
+                spec: dict[str, Any] | None = None, study_status: str = "completed") -> dict[str, int]:
+    """A whole study: every run with ``points`` points and ``status``; returns ``{trial_id: run_id}``."""
+    configs = trial_configs(lrs, kappas, seeds)
+    ids = create_study(engine, name, configs, spec=spec, status=study_status)
+    steps = np.arange(points) * stride
+    for config in configs:
+        write_run(engine, ids[config["trial_id"]], config, steps, status=status)
+    return ids

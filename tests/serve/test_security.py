@@ -1,0 +1,72 @@
+"""Access: loopback by default, a token required on every request when set, and `sweeper serve`'s bind checks."""
+
+from __future__ import annotations
+
+import pytest
+import typer
+from starlette.testclient import TestClient
+from typer.testing import CliRunner
+
+from cli import serve_commands
+from sweeper.serve import create_app
+from sweeper.serve.security import COOKIE, is_loopback
+
+TOKEN = "s3cret-token-0123456789"
+
+
+@pytest.fixture(scope="module")
+def gated(engine) -> TestClient:
+    return TestClient(create_app(engine, token=TOKEN))
+
+
+@pytest.mark.parametrize("path", ["/", "/studies/serve-study", "/api/studies", "/api/runs/1",
+                                  "/static/plotly.min.js", "/static/study.js", "/nothing"])
+def test_every_request_needs_the_token(gated, path):
+    response = gated.get(path)
+    assert response.status_code == 401 and "token is required" in response.json()["error"]
+    assert gated.get(path, headers={"Authorization": "Bearer wrong-token-000000000"}).status_code == 401
+    assert gated.post("/api/studies/serve-study/checks/lsr", json={}).status_code == 401
+
+
+def test_token_by_header_query_or_cookie(engine):
+    client = TestClient(create_app(engine, token=TOKEN))
+    assert client.get("/api/studies", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    first = client.get(f"/?token={TOKEN}")
+    assert first.status_code == 200 and COOKIE in first.headers["set-cookie"]
+    assert "HttpOnly" in first.headers["set-cookie"] and "SameSite=Strict" in first.headers["set-cookie"]
+    assert client.get("/api/studies").status_code == 200  # the cookie from the first page carries it
+    client.cookies.clear()
+    assert client.get("/api/studies").status_code == 401
+
+
+def test_loopback_only_hosts(engine):
+    client = TestClient(create_app(engine, allowed_hosts=["127.0.0.1", "localhost"]), base_url="http://127.0.0.1")
+    assert client.get("/api/studies").status_code == 200
+    assert client.get("/api/studies", headers={"host": "evil.example"}).status_code == 400
+
+
+@pytest.mark.parametrize(("host", "loopback"), [("127.0.0.1", True), ("127.8.0.1", True), ("::1", True),
+                                                ("[::1]", True), ("localhost", True), ("0.0.0.0", False),
+                                                ("192.168.1.5", False), ("example.org", False), ("::", False)])
+def test_is_loopback(host, loopback):
+    assert is_loopback(host) is loopback
+
+
+def cli(*args: str):
+    app = typer.Typer()
+    serve_commands.register(app)
+    app.command("noop")(lambda: None)  # a second command keeps `serve` a subcommand
+    return CliRunner().invoke(app, ["serve", *args], env={"SWEEPER_SERVE_TOKEN": ""})
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["--host", "0.0.0.0"], "--host 0.0.0.0: a non-local bind needs --token"),
+    (["--host", "example.org", "--token", "short"], "--token: use 16–256 characters"),
+    (["--port", "70000"], "--port: 70000 is not a TCP port"),
+])
+def test_serve_refuses_bad_binds_in_one_line(args, words, tmp_path):
+    result = cli(*args, "--db", f"sqlite:///{tmp_path}/none.db")
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0] and lines[0].startswith("error: ")
+    assert not (tmp_path / "none.db").exists()
