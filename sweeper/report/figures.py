@@ -126,8 +126,8 @@ def metric_figure(data: StudyData, by: str) -> StudyFigure:
     title = f"Loss against SDE time by {name}"
     other = "svag_l" if by == "kappa" else "kappa"
     pts = data.points
-    need = ("a [scaling] section with rule and factors (runs on a scaling path)" if by == "kappa"
-            else "[sweep] svag_l with at least two values")
+    need = ('a [scaling] section, e.g. rule = "linear" and factors = [1, 2, 4, 8] (runs on a scaling path)'
+            if by == "kappa" else "svag_l = [1, 4] to [sweep] (two or more values)")
     if pts.empty or by not in pts or "sde_time" not in pts or pts[by].dropna().nunique() < 2:
         return StudyFigure(key, title, "", missing=f"needs runs at two or more {name}: add {need}")
     pts = pts[pts[by].notna()]
