@@ -101,3 +101,10 @@ def test_base_two_batch_axis_reads_as_batch_sizes():
     tidy(fig)
     texts = {text for text, _ in visible_labels(fig, ax)}
     assert {"8", "16", "32", "512"} <= texts and not any("^" in t for t in texts)
+
+
+def test_a_colorbar_is_not_an_empty_panel():
+    fig = Figure()
+    ax = fig.subplots()
+    fig.colorbar(ax.scatter([1, 2], [1, 2], c=[1.0, 2.0]))
+    assert tidy(fig) == 2 and all(a.axison for a in fig.axes)
