@@ -736,8 +736,8 @@ def check(data: StudyData, *, metric: str | None = None, tolerance: float | None
         "p2_metrics": f"|diff| ≤ {P2_REL_MARGIN:.0%}·|ref| + t_crit·SE (pooled seed SD, α = {alpha:g}, Bonferroni)",
         "p3": f"T_eq to within {within:.0%} of the new equilibrium; slope −1 ± max({P3_SLOPE_TOL}, t0.975·SE), "
               f"undetermined if t0.975·SE > {P3_SLOPE_MAX_HALFWIDTH}",
-        "why": "docs/theory.md §4: P1 band [0.8, 1.25]; equilibrium after ≥ k/(ηλ) steps = 4k relaxation times of |w|⁴; "
-               "seed noise (P2) and the fit's standard error (P2 slope, P3) size the rest",
+        "why": "docs/theory.md §4: P1 band [0.8, 1.25]; equilibrium after ≥ k/(ηλ) steps = 4k relaxation times of "
+               "|w|⁴; seed noise (P2) and the fit's standard error (P2 slope, P3) size the rest",
     }
     if data.finished_runs().empty:
         return inconclusive(NAME, "The study has no finished runs.", ["completed runs"], parameters=params,

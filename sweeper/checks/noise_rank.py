@@ -216,8 +216,8 @@ def check(data: StudyData, *, metric: str | None = None, tolerance: float | None
     """
     threshold = THRESHOLD if tolerance is None else float(tolerance)
     tol = {"threshold_f99": threshold, "saturation_share": SATURATION, "early_progress": EARLY,
-           "why": f"low rank = 99% of tr D within {threshold:.3g}·d eigenvalues (docs/theory.md §5: reported ranks 0.3–1.8% "
-                  f"of d); a count using > {SATURATION:g} of the n − 1 sample directions, or a sample bound "
+           "why": f"low rank = 99% of tr D within {threshold:.3g}·d eigenvalues (docs/theory.md §5: reported ranks "
+                  f"0.3–1.8% of d); a count using > {SATURATION:g} of the n − 1 sample directions, or a sample bound "
                   f"(n − 1)/d ≤ {threshold:.3g}, is limited by the sample count (docs/theory.md §9) and cannot confirm"}
     rows = _rows(data)
     if rows.empty:

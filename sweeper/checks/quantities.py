@@ -3,7 +3,8 @@
 * B*, the largest batch for which the linear scaling rule is predicted to hold (the ``nsr`` check, docs/theory.md §2):
   B* = τ·B0·N̄_t/Ḡ_t on the base runs of each linear-scaling SGD path, with Ḡ_t and N̄_t averaged *separately* over
   the late window of the runs' ``noise`` measurements (the ratio of averages, never the average of ratios).
-* A run's final sharpness λ_max (the ``sharpness`` check, docs/theory.md §6): its last measured ``sharpness`` diagnostic.
+* A run's final sharpness λ_max (the ``sharpness`` check, docs/theory.md §6): its last measured ``sharpness``
+  diagnostic.
 """
 
 from __future__ import annotations

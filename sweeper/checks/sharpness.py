@@ -168,9 +168,9 @@ def check(data: StudyData, *, metric: str | None = None, tolerance: float | None
     """
     level = LEVEL if tolerance is None else float(tolerance)
     tol = {"confidence_level": level, "bootstrap_draws": BOOTSTRAP, "edge_of_stability_ratio": EDGE,
-           "why": f"docs/theory.md §6 predicts a decrease with η/B; the sign is called only when the {level:.0%} interval "
-                  "of the log–log slope excludes 0 (regression t-interval, widened to the within-temperature seed "
-                  "bootstrap where every temperature has ≥ 2 seeds)"}
+           "why": f"docs/theory.md §6 predicts a decrease with η/B; the sign is called only when the {level:.0%} "
+                  "interval of the log–log slope excludes 0 (regression t-interval, widened to the within-temperature "
+                  "seed bootstrap where every temperature has ≥ 2 seeds)"}
     frame, left_out = final_sharpness(data)
     details: dict[str, Any] = {"left_out": left_out}
     if frame.empty:

@@ -2,7 +2,8 @@
 
 Σ is the per-example gradient covariance, so a batch-B gradient g_B (sampled with replacement) has
 E‖g_B‖² = ‖G‖² + tr Σ/B with G = ∇L. B_simple = tr Σ/‖G‖² (McCandlish et al. 2018) and the noise-to-signal
-quantities of docs/theory.md §2 satisfy G_t/N_t = B/B_simple. Units: ‖G‖², tr Σ in (gradient units)²; B_simple in examples.
+quantities of docs/theory.md §2 satisfy G_t/N_t = B/B_simple. Units: ‖G‖², tr Σ in (gradient units)²; B_simple
+in examples.
 All estimates are computed in float64.
 """
 

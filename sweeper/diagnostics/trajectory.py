@@ -194,8 +194,9 @@ class MSDExponent:
 
 def msd_exponent(traj: np.ndarray | Tensor, window: tuple[int, int] = (1, 64), n_lags: int = 16) -> MSDExponent:
     """Mean-squared-displacement exponent on the fixed lag window [window[0], window[1]] (samples), from
-    ≈ n_lags log-spaced integer lags. Compare exponents only over the same window (docs/theory.md §9: a multi-timescale OU
-    process drifts from ≈ 1 to ≈ 0 as the lag grows). Requires window[1] ≤ T/4. Cost O(n_lags·T·K)."""
+    ≈ n_lags log-spaced integer lags. Compare exponents only over the same window (docs/theory.md §9: a
+    multi-timescale OU process drifts from ≈ 1 to ≈ 0 as the lag grows). Requires window[1] ≤ T/4.
+    Cost O(n_lags·T·K)."""
     x = _as_traj(traj, 8)
     lo, hi = int(window[0]), int(window[1])
     if not 1 <= lo < hi:
