@@ -16,7 +16,8 @@ from torch.func import functional_call, grad, vmap
 
 from sweeper.models.loss import example_losses
 
-__all__ = ["trainable_parameters", "num_trainable", "per_example_grads", "batch_grad", "flatten_grads", "model_mode"]
+__all__ = ["trainable_parameters", "num_trainable", "per_example_grads", "batch_grad", "flatten_grads", "model_mode",
+           "cloned_buffers"]
 
 
 def trainable_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
@@ -48,7 +49,7 @@ def model_mode(model: nn.Module, mode: str | None) -> Iterator[None]:
         model.train(was_training)
 
 
-def _cloned_buffers(model: nn.Module) -> dict[str, Tensor]:
+def cloned_buffers(model: nn.Module) -> dict[str, Tensor]:
     """Copies of the buffers, so a train-mode forward (BatchNorm running statistics) leaves the model untouched."""
     return {name: b.clone() for name, b in model.named_buffers()}
 
@@ -74,7 +75,7 @@ def per_example_grads(model: nn.Module, x: Tensor, y: Tensor, task: str, chunk: 
     names = [name for name, _ in named]
     params = {name: p.detach() for name, p in named}
     frozen = {name: p.detach() for name, p in model.named_parameters() if not p.requires_grad}
-    buffers = _cloned_buffers(model)
+    buffers = cloned_buffers(model)
 
     def loss_one(p: dict[str, Tensor], xi: Tensor, yi: Tensor) -> Tensor:
         out = functional_call(model, {**p, **frozen, **buffers}, (xi.unsqueeze(0),))
@@ -104,7 +105,7 @@ def batch_grad(model: nn.Module, x: Tensor, y: Tensor, task: str) -> Tensor:
     if not named:
         raise ValueError("model has no trainable parameters")
     params = [p for _, p in named]
-    out = functional_call(model, _cloned_buffers(model), (x,))
+    out = functional_call(model, cloned_buffers(model), (x,))
     loss = example_losses(out, y, task).mean()
     grads = torch.autograd.grad(loss, params, allow_unused=True)
     return flatten_grads(list(grads), params).detach()

@@ -19,7 +19,7 @@ from scipy.linalg import eigh_tridiagonal
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from sweeper.diagnostics.per_example import _cloned_buffers, flatten_grads, model_mode, trainable_parameters
+from sweeper.diagnostics.per_example import cloned_buffers, flatten_grads, model_mode, trainable_parameters
 from sweeper.models.loss import example_losses
 
 __all__ = [
@@ -75,7 +75,7 @@ def hessian_vector_product(
     if not params:
         raise ValueError("model has no trainable parameters")
     with model_mode(model, mode):
-        out = functional_call(model, _cloned_buffers(model), (x,))
+        out = functional_call(model, cloned_buffers(model), (x,))
     loss = example_losses(out, y, task).mean()
     grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
     sizes = [p.numel() for p in params]
