@@ -26,6 +26,10 @@ FINITE = sys.float_info.max
 """|value| ≤ this is finite; ``BETWEEN -FINITE AND FINITE`` drops NaN (text on SQLite) and ±inf on both engines."""
 
 
+EDGE = 1 - 1e-9
+"""Bucket k holds ``k ≤ (x − x0)·n/(x1 − x0)·EDGE < k + 1``: the factor puts x = x1 in the last bucket."""
+
+
 def _finite(column: sa.ColumnElement[float]) -> sa.ColumnElement[bool]:
     return column.between(-FINITE, FINITE)
 
@@ -86,7 +90,7 @@ def query(conn: Connection, run_ids: Sequence[int], axis: str, metric: str, n: i
         return Buckets.empty(n)
     x, y = getattr(Point, axis), getattr(Point, metric)
     lo, hi = (math.log(span[0]), math.log(span[1])) if log_x else span
-    scale = n / (hi - lo) * (1 - 1e-9) if hi > lo else 0.0  # x = x1 falls in the last bucket, not past it
+    scale = n / (hi - lo) * EDGE if hi > lo else 0.0
     pos = (sa.func.ln(x) if log_x else x) - lo
     bucket = sa.func.floor(pos * scale).label("bucket")
     cond = [Point.run_id.in_(ids), _finite(x), _finite(y)]

@@ -1,6 +1,6 @@
 """Diagnostics over training as JSON traces (``diagnostics`` rows; README "Diagnostics" names the kinds):
 
-* ``noise`` — G_t/N_t (the row's value) with the failure threshold τ (THEORY.md §2 via ``docs/theory.md``), and
+* ``noise`` — G_t/N_t (the row's value) with the failure threshold τ (docs/theory.md §2), and
   the noise scale B_simple = B·N_t/G_t with the B* predicted for each linear path (``quantities.path_predictions``,
   the ``nsr`` check's prediction);
 * ``sharpness`` — λ_max over training; ``trajectory_stats`` — the Lévy-area statistics (z, p, low-frequency

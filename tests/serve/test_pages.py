@@ -1,0 +1,81 @@
+"""The HTML pages: each answers, shows what does not change, escapes every text, and says what is missing."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+import pytest
+from markupsafe import escape
+
+from db.queries import runs_frame
+from tests.serve.conftest import EVIL, EVIL_TEXT, STUDY
+
+
+def page(client, path: str, status: int = 200) -> str:
+    response = client.get(path)
+    assert response.status_code == status, response.text[:500]
+    assert response.headers["content-type"].startswith("text/html")
+    return response.text
+
+
+def scripts(html: str) -> list[str]:
+    """Every <script> tag: the pages load their code from /static only (no inline script with data)."""
+    return re.findall(r"<script[^>]*>", html)
+
+
+def test_studies_page(client):
+    html = page(client, "/")
+    assert scripts(html) == ['<script src="/static/dashboard.js">', '<script src="/static/studies.js">']
+
+
+def test_study_page(client):
+    html = page(client, f"/studies/{STUDY}")
+    assert f'data-study="{STUDY}"' in html and "spec text" in html
+    for control in ('name="metric"', 'name="x"', 'name="colour"', 'name="seeds"', 'name="logx"', 'name="logy"',
+                    'id="where"', 'id="run-check"', "<option>lsr</option>", ">sde_time</option>"):
+        assert control in html
+    assert scripts(html) == ['<script src="/static/plotly.min.js">', '<script src="/static/dashboard.js">',
+                             '<script src="/static/study.js">']
+
+
+def test_run_page_shows_config_status_and_error(client, engine):
+    runs = runs_frame(engine, STUDY)
+    failed = int(runs.loc[runs.status == "failed", "run_id"].iloc[0])
+    html = page(client, f"/runs/{failed}")
+    assert 'class="badge failed"' in html and "RuntimeError: boom" in html
+    assert "&#34;trial_id&#34;: &#34;t00007&#34;" in html  # the config as JSON text
+    assert f'href="/studies/{STUDY}"' in html
+
+
+def test_everything_is_escaped(client, engine):
+    html = page(client, f"/studies/{quote(EVIL, safe='')}")
+    assert EVIL not in html and escape(EVIL) in html
+    assert "<script>alert" not in html and "&lt;/script&gt;&lt;script&gt;alert(" in html  # the spec's note, as JSON
+    evil_run = int(runs_frame(engine, EVIL).run_id.iloc[0])
+    html = page(client, f"/runs/{evil_run}")
+    assert "<script>alert" not in html and "&lt;/script&gt;&lt;script&gt;alert(" in html  # config and trial id
+    assert html.count("<script") == 3
+    runs = runs_frame(engine, STUDY)
+    failed = int(runs.loc[runs.status == "failed", "run_id"].iloc[0])
+    assert escape(EVIL_TEXT) in page(client, f"/runs/{failed}")  # the run's error text
+
+
+@pytest.mark.parametrize(("path", "words"), [
+    ("/studies/nope", "no study named &#39;nope&#39;"),
+    ("/runs/424242", "no run with id 424242"),
+    ("/runs/<b>", "no run with id &#39;&lt;b&gt;&#39;"),
+    ("/elsewhere", "no page at /elsewhere"),
+])
+def test_unknown_pages_are_404_with_the_message(client, path, words):
+    html = page(client, path, 404)
+    assert words in html and 'role="alert"' in html
+
+
+def test_static_files(client):
+    js = client.get("/static/plotly.min.js")
+    assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
+    assert len(js.content) > 1_000_000 and b"plotly" in js.content[:2000].lower()
+    for name in ("dashboard.js", "study.js", "run.js", "studies.js", "dashboard.css"):
+        assert client.get(f"/static/{name}").status_code == 200
+    assert client.get("/static/../app.py").status_code == 404
