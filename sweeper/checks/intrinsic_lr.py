@@ -779,7 +779,7 @@ def figure(data: StudyData, verdict: Verdict) -> Any:
     ax1.axhline(1, color="k", lw=0.8)
     ax1.axvline(verdict.parameters.get("burn_in_k", BURN_IN), color="k", ls=":", lw=0.8)
     ax1.set(xlabel="raw steps × ηλ since the last change", ylabel="angular update² / (2ηλ)", title="P1")
-    if len(rows) <= 12:
+    if 0 < len(rows) <= 12:  # an empty legend is a matplotlib warning
         ax1.legend(fontsize=6)
     groups: dict[float, list[dict[str, Any]]] = {}
     for e in rows.values():
