@@ -28,6 +28,9 @@ from sweeper.train.svag import coefficients, example_weights, mixing_l
 # every few steps, with the first bad step kept on the device so no per-step sync is needed.
 CHECK_EVERY_ACCELERATOR = 32
 
+BATCH_NORMS = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d, torch.nn.SyncBatchNorm)
+"""The public BatchNorm classes (their common base, torch.nn.modules.batchnorm._BatchNorm, is private)."""
+
 
 @dataclass
 class TrialResult:
@@ -74,7 +77,7 @@ class Trial:
         self.n_batches = 1 if self.l_mix == 1 else 2
         self.weights = example_weights(self.l_mix, config.batch_size, self.device, self.dtype)
         self.separate_forwards = self.n_batches == 2 and any(
-            isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.model.modules()
+            isinstance(m, BATCH_NORMS) for m in self.model.modules()
         )
         self.adaptive = is_adaptive(config.optimizer.name)
         self.step = 0

@@ -38,6 +38,15 @@ def test_a_fresh_trial_measures_steps_without_running():
     assert trial.tracker.take_rms() > 0 and trial.tracker.norm_tensor().item() != w0
 
 
+def test_svag_batches_of_a_batchnorm_model_are_normalised_separately():
+    bn = dict(data={"name": "teacher", "n_train": 64, "n_test": 16, "dim": 8, "classes": 3},
+              model={"name": "mlp", "width": 8, "depth": 1, "norm": "bn"}, budget={"steps": 1})
+    assert Trial(make_trial(**bn, sweep={"svag_l": [2]})).separate_forwards
+    assert not Trial(make_trial(**bn, sweep={"svag_l": [1]})).separate_forwards
+    assert not Trial(make_trial(**(bn | {"model": {"name": "mlp", "width": 8, "depth": 1}}),
+                                sweep={"svag_l": [2]})).separate_forwards
+
+
 def test_svag_l1_equals_a_hand_written_sgd_loop():
     config = make_trial(
         sweep={"batch_size": [8], "lr": [0.1], "weight_decay": [0.01], "momentum": [0.9]},
