@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Annotated
 
 import typer
 
-from cli.options import JsonOption
+from cli.options import CalibrationCase, CheckName, Json
 from cli.output import fail, print_json
 
 
@@ -15,11 +15,14 @@ def register(app: typer.Typer) -> None:
 
 
 def calibrate(
-    check: str = typer.Argument(..., help="The check to calibrate (lsr, svag, limit-cycles, noise-rank), or all."),
-    replicates: int = typer.Option(20, "--replicates", "-r", min=1, help="Studies per case, each with fresh seeds."),
-    seeds: int = typer.Option(2, "--seeds", min=1, help="Seeds per setting in each replicate study."),
-    case: Optional[str] = typer.Option(None, "--case", help="Only this case (holds, fails, borderline)."),
-    json_out: bool = JsonOption,
+    check: Annotated[CheckName, typer.Argument(help="The check to calibrate (those with known-truth cases: lsr, "
+                                                    "svag, sqrt-rule, limit-cycles, noise-rank, …), or all.",
+                                               show_default=False)],
+    replicates: Annotated[int, typer.Option("--replicates", "-r", min=1,
+                                            help="Studies per case, each with fresh seeds.")] = 20,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds per setting in each replicate study.")] = 2,
+    case: Annotated[CalibrationCase | None, typer.Option("--case", help="Only this case.")] = None,
+    json_out: Json = False,
 ) -> None:
     """Run each known-truth case of CHECK R times (in-process, scratch database) and tabulate verdict against
     truth: wrong-way rate (REFUTED when it holds, CONFIRMED when it fails) and decisive rate."""
@@ -27,13 +30,13 @@ def calibrate(
     from sweeper.calibrate.run import run_case, table
 
     try:
-        chosen = CASES if check == "all" else cases_for(check)
+        chosen = CASES if check.value == "all" else cases_for(check.value)
     except KeyError as exc:
         fail(str(exc.args[0]))
     if case is not None:
-        chosen = [c for c in chosen if c.name == case]
+        chosen = [c for c in chosen if c.name == case.value]
         if not chosen:
-            fail(f"--case {case!r}: no such case for {check}; cases are holds, fails, borderline")
+            fail(f"--case {case.value}: {check.value} has no such case")
     results = []
     for c in chosen:
         if not json_out:

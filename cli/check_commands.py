@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
-from typing import Optional
+from typing import Annotated
 
 import typer
 
-from cli.options import DbOption, JsonOption
-from cli.output import fail, prepare_output_dir, print_json
+from cli.options import CheckName, Db, Json, OutputDir, StudyName
+from cli.output import EXIT_FAILED, fail, prepare_output_dir, print_json
 from cli.results_commands import engine_or_exit
 from cli.tables import print_rows
 
@@ -30,23 +29,24 @@ def _load(engine, study: str):
 
 
 def check(
-    name: str = typer.Argument(..., help="lsr, sqrt-rule, svag, nsr, intrinsic-lr, noise-rank, limit-cycles, "
-                                         "sharpness, or all."),
-    study: str = typer.Argument(..., help="Study name."),
-    metric: Optional[str] = typer.Option(None, "--metric", help="Metric the check compares (its default if unset)."),
-    tolerance: Optional[float] = typer.Option(None, "--tolerance", help="Override the check's default tolerance."),
-    store: bool = typer.Option(True, "--store/--no-store", help="Record the verdict in the verdicts table."),
-    db: Optional[str] = DbOption,
-    json_out: bool = JsonOption,
+    name: Annotated[CheckName, typer.Argument(help="The check (a prediction of docs/theory.md), or all.",
+                                              show_default=False)],
+    study: StudyName,
+    metric: Annotated[str | None, typer.Option(
+        "--metric", help="Metric the check compares (its default if unset).")] = None,
+    tolerance: Annotated[float | None, typer.Option(
+        "--tolerance", help="Override the check's default tolerance (a finite number > 0).")] = None,
+    store: Annotated[bool, typer.Option("--store/--no-store", help="Record the verdict in the verdicts table.")] = True,
+    db: Db = None,
+    json_out: Json = False,
 ) -> None:
     """Confirm or refute a prediction on a study's runs; prints the verdict, its statistic and evidence."""
     from sweeper.checks import registry
     from sweeper.checks.base import store as store_verdict
 
-    names = list(registry.MODULES) if name == "all" else [name]
-    if name != "all" and name not in registry.MODULES:
-        fail(f"unknown check {name!r}; valid: {', '.join(registry.MODULES)}, all")
-    if name == "all" and (metric or tolerance is not None):
+    every = name.value == "all"
+    names = list(registry.MODULES) if every else [name.value]
+    if every and (metric or tolerance is not None):
         fail("--metric and --tolerance apply to one check, not to `all`")
     if tolerance is not None and not (math.isfinite(tolerance) and tolerance > 0):
         fail(f"--tolerance: must be a finite number > 0 (got {tolerance:g})")
@@ -57,21 +57,17 @@ def check(
         for verdict in verdicts:
             store_verdict(engine, study, verdict)
     if json_out:
-        print_json([v.as_json() for v in verdicts] if name == "all" else verdicts[0].as_json())
+        print_json([v.as_json() for v in verdicts] if every else verdicts[0].as_json())
         return
     for v in verdicts:
         typer.echo(f"{v.check}: {v.verdict} — {v.summary}")
         if v.missing:
             typer.echo("  to decide, add: " + "; ".join(v.missing))
-        if v.evidence and name != "all":
+        if v.evidence and not every:
             print_rows(v.evidence, title=f"{v.check} evidence")
 
 
-def report(
-    study: str = typer.Argument(..., help="Study name."),
-    out: Path = typer.Option(..., "-o", "--output", help="Output directory (created)."),
-    db: Optional[str] = DbOption,
-) -> None:
+def report(study: StudyName, out: OutputDir, db: Db = None, json_out: Json = False) -> None:
     """Write PNG figures and one HTML page: spec, runs, every check's verdict with its figure."""
     from sweeper.checks import registry
     from sweeper.report import write_report
@@ -84,5 +80,8 @@ def report(
     try:
         index = write_report(data, verdicts, out, {k: f for k, f in figures.items() if f is not None})
     except OSError as exc:
-        fail(f"-o: cannot write the report into {out}: {exc.strerror or type(exc).__name__}")
-    typer.echo(f"{index}")
+        fail(f"-o: cannot write the report into {out}: {exc.strerror or type(exc).__name__}", code=EXIT_FAILED)
+    if json_out:
+        print_json({"study": study, "index": str(index), "verdicts": [v.as_json() for v in verdicts]})
+    else:
+        typer.echo(f"{index}")

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
-from cli.options import DbOption, JsonOption
+from cli.options import Db, Json
 from cli.output import fail, print_json
 
 app = typer.Typer(no_args_is_help=True)
@@ -23,7 +21,7 @@ def _url(db: str | None):
 
 
 @app.command()
-def upgrade(db: Optional[str] = DbOption) -> None:
+def upgrade(db: Db = None, json_out: Json = False) -> None:
     """Create the database or migrate it to this version's schema (safe to repeat)."""
     from db import migrate
     from db.engine import redact
@@ -34,11 +32,15 @@ def upgrade(db: Optional[str] = DbOption) -> None:
         migrate.upgrade(url)
     except Exception as exc:  # a database that cannot be reached or migrated: one line, no URL password
         fail(f"cannot upgrade {redact(url)}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-    typer.echo(f"{redact(url)}: {before or 'empty'} → {migrate.head()}")
+    after = migrate.head()
+    if json_out:
+        print_json({"database": redact(url), "before": before, "after": after})
+    else:
+        typer.echo(f"{redact(url)}: {before or 'empty'} → {after}")
 
 
 @app.command()
-def current(db: Optional[str] = DbOption, json_out: bool = JsonOption) -> None:
+def current(db: Db = None, json_out: Json = False) -> None:
     """Print the database's revision and this code's head revision."""
     from db import migrate
     from db.engine import redact

@@ -1,4 +1,5 @@
-"""Shared CLI output: strict JSON (non-finite floats as "NaN"/"Infinity"/"-Infinity") and one-line errors."""
+"""Shared CLI output: strict JSON (non-finite floats as "NaN"/"Infinity"/"-Infinity"), plain records from
+DataFrames, one-line errors and warnings, and the exit codes."""
 
 from __future__ import annotations
 
@@ -10,6 +11,11 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
+
+EXIT_FAILED = 1
+"""The command ran, but what it did failed (a trial failed, a write failed part-way)."""
+EXIT_BAD_INPUT = 2
+"""Bad input: a usage error or input refused before anything was done."""
 
 
 def _portable(value: Any) -> Any:
@@ -26,11 +32,31 @@ def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(_portable(value), allow_nan=False) + "\n")
 
 
-def fail(*lines: str, code: int = 2) -> NoReturn:
-    """Print each line as ``error: …`` on stderr and exit with ``code``."""
+def plain(value: Any) -> Any:
+    """A DataFrame cell as JSON would hold it: NULL/NaN/NA as None, timestamps as ISO strings, numpy scalars as
+    Python numbers, arrays as lists."""
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        value = value.tolist()
+    if value is None or type(value).__name__ == "NAType" or (isinstance(value, float) and math.isnan(value)):
+        return None  # "not measured" (NULL), which pandas reads as NaN; shown as empty
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def records(frame: Any) -> list[dict[str, Any]]:
+    """DataFrame rows as plain dicts (see :func:`plain`)."""
+    return [{k: plain(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+
+
+def fail(*lines: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
+    """Print each line as ``error: …`` on stderr and exit with ``code`` (bad input unless told)."""
     for line in lines:
         typer.echo(f"error: {line}", err=True)
     raise typer.Exit(code)
+
+
+def warn(line: str) -> None:
+    """One ``warning: …`` line on stderr; the command goes on."""
+    typer.echo(f"warning: {line}", err=True)
 
 
 def database_problem(exc: Exception) -> str:

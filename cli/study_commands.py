@@ -3,19 +3,41 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cli.options import DbOption, JsonOption, MaxTrialsOption, PackOption, parse_pack
-from cli.output import database_problem, fail, print_json
-from sweeper.expand import TooManyTrials, check_trial_count, expand, find_trial
-from sweeper.spec import SpecError, StudySpec, load_spec
+from cli.options import (
+    DEFAULT_CPUS_PER_TRIAL,
+    DEFAULT_GPUS_PER_TRIAL,
+    DEFAULT_MAX_FAILURES,
+    DEFAULT_PACK,
+    Address,
+    CpusPerTrial,
+    Db,
+    GpusPerTrial,
+    Json,
+    MaxConcurrent,
+    MaxFailures,
+    MaxTrials,
+    Pack,
+    SpecFile,
+    StudyName,
+    parse_pack,
+)
+from cli.output import EXIT_FAILED, database_problem, fail, print_json
+from sweeper.limits import DEFAULT_MAX_TRIALS
+
+if TYPE_CHECKING:
+    from sweeper.spec import StudySpec
 
 
 def read_spec(path: Path, max_trials: int | None = None) -> StudySpec:
     """The validated spec at ``path``; with ``max_trials``, also refused when its grid is larger (counted from the
     axes, before anything is expanded). Exits 2 with one line per problem."""
+    from sweeper.expand import TooManyTrials, check_trial_count
+    from sweeper.spec import SpecError, load_spec
+
     try:
         spec = load_spec(path)
         if max_trials is not None:
@@ -80,6 +102,7 @@ def _execute(run, target, json_out: bool, **option_fields) -> None:
 
     from db.errors import SweeperDBError
     from sweeper.launch.runner import LaunchError, LaunchOptions
+    from sweeper.spec import SpecError
 
     try:
         outcome = run(target, LaunchOptions(progress=not json_out, **option_fields))
@@ -102,24 +125,23 @@ def _outcome(outcome, json_out: bool) -> None:
         typer.echo(f"study {outcome.study!r} {prefix}: {outcome.status} ({counts}); "
                    f"see `sweeper runs {outcome.study}`")
     if not outcome.ok:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
 
 
 def launch(
-    spec: Path = typer.Argument(..., help="Study file (TOML)."),
-    db: Optional[str] = DbOption,
-    address: Optional[str] = typer.Option(None, "--address", envvar="RAY_ADDRESS",
-                                          help="Ray cluster address (default: start a local Ray)."),
-    cpus_per_trial: float = typer.Option(1.0, "--cpus-per-trial", help="CPUs reserved per trial."),
-    gpus_per_trial: float = typer.Option(0.0, "--gpus-per-trial", help="GPUs per trial; fractions share a GPU."),
-    max_concurrent: Optional[int] = typer.Option(None, "--max-concurrent", help="Trials running at once."),
-    max_failures: int = typer.Option(2, "--max-failures", help="Retries of a trial whose worker died."),
-    storage: Optional[str] = typer.Option(None, "--storage",
-                                          help="Ray Tune storage for checkpoints (shared by all nodes)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the expanded trials and exit."),
-    max_trials: int = MaxTrialsOption,
-    pack: str = PackOption,
-    json_out: bool = JsonOption,
+    spec: SpecFile,
+    db: Db = None,
+    address: Address = None,
+    cpus_per_trial: CpusPerTrial = DEFAULT_CPUS_PER_TRIAL,
+    gpus_per_trial: GpusPerTrial = DEFAULT_GPUS_PER_TRIAL,
+    max_concurrent: MaxConcurrent = None,
+    max_failures: MaxFailures = DEFAULT_MAX_FAILURES,
+    storage: Annotated[str | None, typer.Option(
+        "--storage", help="Ray Tune storage for checkpoints (shared by all nodes).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the expanded trials and exit.")] = False,
+    max_trials: MaxTrials = DEFAULT_MAX_TRIALS,
+    pack: Pack = DEFAULT_PACK,
+    json_out: Json = False,
 ) -> None:
     """Launch a study on Ray Tune; every point lands in the database. Exit 1 if a trial failed."""
     check_run_options(cpus_per_trial, gpus_per_trial, max_concurrent, max_failures, max_trials)
@@ -129,6 +151,8 @@ def launch(
     study = read_spec(spec, max_trials)
     if storage is not None and not dry_run:
         _check_storage(storage)
+    from sweeper.expand import expand
+
     trials = expand(study)
     if dry_run:
         rows = [{"trial_id": t.trial_id, "index": t.index, **t.hyperparameters()} for t in trials]
@@ -147,19 +171,16 @@ def launch(
 
 
 def resume(
-    study: str = typer.Argument(..., help="Study name."),
-    db: Optional[str] = DbOption,
-    address: Optional[str] = typer.Option(None, "--address", envvar="RAY_ADDRESS",
-                                          help="Ray cluster address (default: start a local Ray)."),
-    cpus_per_trial: float = typer.Option(1.0, "--cpus-per-trial", help="CPUs reserved per trial (per pack)."),
-    gpus_per_trial: float = typer.Option(0.0, "--gpus-per-trial", help="GPUs per trial; fractions share a GPU."),
-    max_concurrent: Optional[int] = typer.Option(None, "--max-concurrent", help="Trials running at once."),
-    max_failures: int = typer.Option(2, "--max-failures", help="Retries of a trial whose worker died."),
-    retry_failed: bool = typer.Option(False, "--retry-failed", help="Also rerun trials that failed."),
-    pack: str = typer.Option("auto", "--pack", help="Packing of trials the launch did not record (a study "
-                                                    "launched before packs): 'auto' or at most N; the packs a "
-                                                    "launch recorded are always kept."),
-    json_out: bool = JsonOption,
+    study: StudyName,
+    db: Db = None,
+    address: Address = None,
+    cpus_per_trial: CpusPerTrial = DEFAULT_CPUS_PER_TRIAL,
+    gpus_per_trial: GpusPerTrial = DEFAULT_GPUS_PER_TRIAL,
+    max_concurrent: MaxConcurrent = None,
+    max_failures: MaxFailures = DEFAULT_MAX_FAILURES,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Also rerun trials that failed.")] = False,
+    pack: Pack = DEFAULT_PACK,
+    json_out: Json = False,
 ) -> None:
     """Continue a study's unfinished trials from their last checkpoints."""
     from sweeper.launch.runner import resume_study
@@ -173,12 +194,14 @@ def resume(
 
 
 def trial(
-    spec: Path = typer.Argument(..., help="Study file (TOML)."),
-    trial_key: str = typer.Option(..., "--trial", help="Trial id (from --dry-run) or index."),
-    max_trials: int = MaxTrialsOption,
-    json_out: bool = JsonOption,
+    spec: SpecFile,
+    trial_key: Annotated[str, typer.Option("--trial", help="Trial id (from --dry-run) or index.",
+                                           show_default=False)],
+    max_trials: MaxTrials = DEFAULT_MAX_TRIALS,
+    json_out: Json = False,
 ) -> None:
     """Run one expanded trial in the foreground (no Ray, no database)."""
+    from sweeper.expand import expand, find_trial
     from sweeper.reporter import ListReporter
     from sweeper.train.loop import run_trial
 
