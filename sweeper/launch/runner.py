@@ -139,11 +139,24 @@ def init_ray(options: LaunchOptions) -> dict[str, Any]:
     address = options.address or os.environ.get("RAY_ADDRESS")
     if address:
         kwargs.pop("include_dashboard")
+        _setdefault_environment(_cluster_auth_environment())
         ray.init(address=address, **kwargs)
     else:
         _setdefault_environment(LOCAL_RAY_ENVIRONMENT)  # the raylet (and its workers) inherit this environment
-        ray.init(**kwargs)
+        # "local": always a Ray of our own; a bare ray.init() would join a `ray start` cluster on this machine
+        ray.init(address="local", **kwargs)
     return _cluster_size()
+
+
+def _cluster_auth_environment() -> dict[str, str]:
+    """``RAY_AUTH_MODE=token`` where this machine has a Ray auth token, else nothing.
+
+    ``ray start`` (Ray ≥ 2.5x) enables token authentication and writes the token to ``~/.ray/auth_token``; a
+    driver given ``HOST:PORT`` sends it only in token mode (``auto`` finds it by itself), and without it the
+    connection is refused after a minute of retries. Token mode also connects to a cluster without
+    authentication, so it is safe wherever a token exists."""
+    token_file = os.environ.get("RAY_AUTH_TOKEN_PATH") or str(Path.home() / ".ray" / "auth_token")
+    return {"RAY_AUTH_MODE": "token"} if os.environ.get("RAY_AUTH_TOKEN") or Path(token_file).is_file() else {}
 
 
 def _cluster_size() -> dict[str, Any]:
@@ -201,18 +214,28 @@ def launch_study(spec: StudySpec, options: LaunchOptions) -> StudyOutcome:
             raise LaunchError(f"{journal_path(storage, spec.name)} holds unwritten results of an earlier study "
                               f"named {spec.name!r}, not of this one; move it away, or use another --storage")
         with _ray(options) as size:  # reach the cluster before anything is written
-            try:
-                with Session(engine) as session, session.begin():
-                    study = ensure_study(session, spec.name, spec.model_dump(mode="json"), git_commit=_git_commit())
-                    update_study(session, study.id, storage=storage)
-                    run_ids = ensure_runs(session, study, [t.model_dump(mode="json") for t in trials])
-                    study_id = study.id
-            except sa.exc.IntegrityError:  # another launch of this name created it since _existing_study looked
-                raise LaunchError(f"study {spec.name!r} was created by another launch at the same moment, which "
-                                  f"runs it; follow it with `sweeper runs {spec.name}`") from None
+            study_id, run_ids = _create_study(engine, spec, trials, storage)
             return _run_tuner(engine, study_id, spec.name, trials, run_ids, storage, options, size, restore=False)
     finally:
         engine.dispose()
+
+
+def _create_study(engine: Engine, spec: StudySpec, trials: list[TrialConfig],
+                  storage: str) -> tuple[int, dict[str, int]]:
+    """Create the study and its pending runs in one transaction: (study id, {trial id: run id}). A LaunchError if
+    another launch of the name has created it since :func:`_existing_study` looked (seen here, or refused by the
+    unique name at the insert)."""
+    taken = LaunchError(f"study {spec.name!r} was created by another launch at the same moment, which runs it; "
+                        f"follow it with `sweeper runs {spec.name}`")
+    try:
+        with Session(engine) as session, session.begin():
+            if session.scalar(sa.select(Study.id).where(Study.name == spec.name)) is not None:
+                raise taken
+            study = ensure_study(session, spec.name, spec.model_dump(mode="json"), git_commit=_git_commit())
+            update_study(session, study.id, storage=storage, heartbeat_at=utcnow())  # alive from here on
+            return study.id, ensure_runs(session, study, [t.model_dump(mode="json") for t in trials])
+    except sa.exc.IntegrityError:
+        raise taken from None
 
 
 def _existing_study(engine: Engine, spec: StudySpec) -> StudyOutcome | None:

@@ -1,0 +1,87 @@
+"""The runner's fault paths without Ray: a writer that stopped ends the study as interrupted in one line (whether
+or not the database still answers), and a launch that loses the race for a study name is refused in one line."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from db.engine import open_db
+from db.journal import Journal
+from db.models import Study
+from db.writer import RunWrite, ensure_runs, ensure_study, update_run
+from sweeper.expand import expand
+from sweeper.launch import runner
+from sweeper.launch.runner import LaunchError, LaunchOptions, StudyStopped
+from tests.launch.study import small_study
+
+
+@pytest.fixture
+def study(sqlite_url):
+    """(engine, study id, run ids) of a study whose runs are all running."""
+    spec = small_study(name="stopped")
+    engine = open_db(sqlite_url, create=True)
+    with Session(engine) as session, session.begin():
+        st = ensure_study(session, spec.name, spec.model_dump(mode="json"))
+        run_ids = ensure_runs(session, st, [t.model_dump(mode="json") for t in expand(spec)])
+        for run_id in run_ids.values():
+            update_run(session, run_id, status="running")
+        study_id = st.id
+    yield engine, study_id, run_ids
+    engine.dispose()
+
+
+def status(engine, study_id):
+    with engine.connect() as conn:
+        return conn.scalar(sa.select(Study.status).where(Study.id == study_id))
+
+
+def test_a_stopped_writer_ends_the_study_as_interrupted_in_one_line(study, tmp_path):
+    engine, study_id, run_ids = study
+    journal = tmp_path / "journal.jsonl"
+    Journal(journal).append([[RunWrite(next(iter(run_ids.values())), points=[{"step": 0}])]])
+    with pytest.raises(StudyStopped) as stop:
+        runner._stopped(engine, study_id, "stopped", "the database refused a write: database or disk is full",
+                        journal)
+    assert str(stop.value) == (
+        "study 'stopped' stopped: the database refused a write: database or disk is full; the results not yet "
+        f"written are kept in {journal}; once the database is fixed, continue with `sweeper resume stopped`")
+    assert "\n" not in str(stop.value) and stop.value.exit_code == 1
+    assert status(engine, study_id) == "interrupted"
+
+
+def test_a_stop_while_the_database_refuses_writes_still_says_one_line(study, tmp_path):
+    engine, study_id, _ = study
+
+    def refuse(conn, cursor, statement, *args):
+        if not statement.lstrip().upper().startswith("SELECT"):
+            raise sa.exc.OperationalError(statement, {}, sqlite3.OperationalError("database or disk is full"))
+
+    sa.event.listen(engine, "before_cursor_execute", refuse)
+    with pytest.raises(StudyStopped, match=r"full; once the database is fixed, continue with `sweeper resume"):
+        runner._stopped(engine, study_id, "stopped", "the database refused a write: database or disk is full",
+                        tmp_path / "none.jsonl")
+    sa.event.remove(engine, "before_cursor_execute", refuse)
+    assert status(engine, study_id) == "running"  # left to its heartbeat, which ages into `interrupted`
+
+
+def test_a_launch_that_loses_the_race_for_its_name_is_one_line(sqlite_url, tmp_path, monkeypatch):
+    spec = small_study(name="race")
+    engine = open_db(sqlite_url, create=True)
+    with Session(engine) as session, session.begin():  # the other launch, between our look and our insert
+        ensure_study(session, spec.name, spec.model_dump(mode="json"))
+    engine.dispose()
+    monkeypatch.setattr(runner, "_existing_study", lambda engine, spec: None)
+    monkeypatch.setattr(runner, "_ray", lambda options: contextlib.nullcontext({}))
+    monkeypatch.setattr(runner, "_run_tuner", lambda *a, **k: pytest.fail("the loser ran the study"))
+    with pytest.raises(LaunchError, match=r"^study 'race' was created by another launch at the same moment, "
+                                          r"which runs it; follow it with `sweeper runs race`$"):
+        runner.launch_study(spec, LaunchOptions(db_url=sqlite_url, storage=str(tmp_path / "ray"), progress=False))
+    check = sa.create_engine(sqlite_url)
+    with check.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.count()).select_from(Study)) == 1
+    check.dispose()
