@@ -15,9 +15,10 @@ def register(app: typer.Typer) -> None:
 
 
 def calibrate(
-    check: Annotated[CheckName, typer.Argument(help="The check to calibrate (those with known-truth cases: lsr, "
-                                                    "svag, sqrt-rule, limit-cycles, noise-rank, …), or all.",
-                                               show_default=False)],
+    check: Annotated[CheckName, typer.Argument(
+        metavar="CHECK", show_default=False,
+        help="The check to calibrate (those with known-truth cases: lsr, svag, sqrt-rule, limit-cycles, noise-rank, "
+             "nsr), or all.")],
     replicates: Annotated[int, typer.Option("--replicates", "-r", min=1,
                                             help="Studies per case, each with fresh seeds.")] = 20,
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds per setting in each replicate study.")] = 2,

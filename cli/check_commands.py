@@ -29,8 +29,8 @@ def _load(engine, study: str):
 
 
 def check(
-    name: Annotated[CheckName, typer.Argument(help="The check (a prediction of docs/theory.md), or all.",
-                                              show_default=False)],
+    name: Annotated[CheckName, typer.Argument(
+        metavar="NAME", show_default=False, help="The check (a prediction of docs/theory.md), or all.")],
     study: StudyName,
     metric: Annotated[str | None, typer.Option(
         "--metric", help="Metric the check compares (its default if unset).")] = None,

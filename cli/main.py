@@ -63,8 +63,8 @@ def usage_line(exc: Exception) -> str:
     return f"{ctx.command_path}: {message} (see `{ctx.command_path} --help`)"
 
 
-app = typer.Typer(name="sweeper", cls=OneLineErrors, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                  rich_markup_mode=None,
+app = typer.Typer(name="sweeper", cls=OneLineErrors, no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Sweeps of SGD/Adam runs with a results database, to confirm or refute SGD theory.")
 study_commands.register(app)
 results_commands.register(app)

@@ -35,8 +35,8 @@ Db = Annotated[str | None, typer.Option(
     help="Database URL (default sqlite:///sweeper.db; PostgreSQL: postgresql://user@host/db).")]
 Json = Annotated[bool, typer.Option(
     "--json", help="Machine-readable JSON on stdout (shapes: README.md, 'Command line').")]
-StudyName = Annotated[str, typer.Argument(help="Study name.", show_default=False)]
-SpecFile = Annotated[Path, typer.Argument(help="Study file (TOML).", show_default=False)]
+StudyName = Annotated[str, typer.Argument(metavar="STUDY", help="Study name.", show_default=False)]
+SpecFile = Annotated[Path, typer.Argument(metavar="SPEC", help="Study file (TOML).", show_default=False)]
 OutputDir = Annotated[Path, typer.Option("-o", "--output", help="Output folder (created if missing).",
                                          show_default=False)]
 MaxTrials = Annotated[int, typer.Option(

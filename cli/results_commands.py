@@ -102,5 +102,5 @@ def _warn_unmeasured(engine, study: str, where: str, columns: list[str]) -> None
 
     for column in referenced_columns(where, columns):
         if not matches(f"{column} is not null") and matches(f"{column} is null"):
-            warn(f"--where: {column} is NULL for every run of study {study!r} (never measured), so the filter "
-                 f"matches nothing; filter on a column the study has")
+            warn(f"--where: {column} is NULL for every run of study {study!r} (never measured): a comparison on "
+                 f"it matches no run; filter on a column the study measures")

@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
 
 
 def show(
-    run: Annotated[str, typer.Argument(help="Run id (number) or trial id.", show_default=False)],
+    run: Annotated[str, typer.Argument(metavar="RUN", help="Run id (number) or trial id.", show_default=False)],
     study: Annotated[str | None, typer.Option("--study", help="Study, when a trial id is in several.")] = None,
     payloads: Annotated[bool, typer.Option(
         "--payloads", help="Also every diagnostic record with its payload array (large).")] = False,

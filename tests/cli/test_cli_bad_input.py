@@ -259,7 +259,7 @@ def test_a_sqlite_file_whose_folder_cannot_exist(tmp_path):
     (["runs", "res", "--where", "lr > 0; drop table runs"], "error: --where: ';' at position 7 is not allowed"),
     (["check", "lsr", "res", "--tolerance", "nan"], "error: --tolerance: must be a finite number > 0 (got nan)"),
     (["check", "lsr", "res", "--tolerance", "-1"], "error: --tolerance: must be a finite number > 0 (got -1)"),
-    (["check", "nope", "res"], "error: sweeper check: Invalid value for 'name': 'nope' is not one of 'lsr', "),
+    (["check", "nope", "res"], "error: sweeper check: Invalid value for 'NAME': 'nope' is not one of 'lsr', "),
     (["export", "res", "--format", "xlsx", "-o", "OUT"], "error: sweeper export: Invalid value for '--format': "
                                                          "'xlsx' is not one of 'csv', 'parquet'"),
     (["export", "nope", "-o", "OUT"], "'nope'"),

@@ -68,12 +68,12 @@ def test_help_lists_the_choices(args, choices):
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["runs"], "error: sweeper runs: Missing argument 'study'."),
+    (["runs"], "error: sweeper runs: Missing argument 'STUDY'."),
     (["studies", "--bogus"], "error: sweeper studies: No such option: --bogus"),
     (["nocommand"], "error: sweeper: No such command 'nocommand'."),
     (["export", "s", "-o", "x", "--format", "xlsx"], "Invalid value for '--format': 'xlsx' is not one of 'csv', "
                                                      "'parquet'."),
-    (["check", "lsr"], "error: sweeper check: Missing argument 'study'."),
+    (["check", "lsr"], "error: sweeper check: Missing argument 'STUDY'."),
     (["check", "lsr", "s", "--tolerance", "small"], "Invalid value for '--tolerance': Input should be a valid number"),
     (["calibrate", "lsr", "--replicates", "0"], "Invalid value for '--replicates' / '-r': Input should be greater "
                                                 "than or equal to 1 (see `sweeper calibrate --help`)"),

@@ -118,3 +118,15 @@ def test_db_upgrade_json(tmp_path):
     shown = json.loads(result.stdout)
     assert shown["before"] is None and shown["after"] == json.loads(
         invoke("db", "current", "--db", url, "--json").stdout)["head"]
+
+
+def test_report_json_names_the_page_and_every_verdict(known_db, tmp_path):
+    from sweeper.names import CHECK_NAMES
+
+    result = invoke("report", "lin", "--db", known_db, "-o", str(tmp_path), "--json")
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout)
+    assert shown["study"] == "lin" and shown["index"] == str(tmp_path / "index.html")
+    assert (tmp_path / "index.html").is_file()
+    assert [v["check"] for v in shown["verdicts"]] == list(CHECK_NAMES)
+    assert {v["verdict"] for v in shown["verdicts"]} <= {"CONFIRMED", "REFUTED", "INCONCLUSIVE"}
