@@ -92,13 +92,15 @@ def band_traces(data: buckets.Buckets, runs: pd.DataFrame, colour: str,
             b = per_run.get(int(rid), buckets.Buckets.empty(n))
             means[i, b.bucket] = b.y_mean
             mids[i, b.bucket] = (b.x_lo + b.x_hi) / 2
-        present = np.isfinite(means).any(axis=0)
+        seeds = np.isfinite(means).sum(axis=0)
+        present = seeds > 0
         if not present.any():
             continue
-        with np.errstate(all="ignore"):
-            mean = np.nanmean(means[:, present], axis=0)
-            spread = np.nan_to_num(np.nanstd(means[:, present], axis=0, ddof=1) if len(group) > 1 else 0 * mean)
-            x = np.nanmean(mids[:, present], axis=0)
+        means, mids, seeds = means[:, present], mids[:, present], seeds[present]
+        mean = np.nansum(means, axis=0) / seeds
+        squares = np.nansum((means - mean) ** 2, axis=0)
+        spread = np.sqrt(np.divide(squares, seeds - 1, out=np.zeros_like(squares), where=seeds > 1))
+        x = np.nanmean(mids, axis=0)
         first = group.iloc[0]
         c = value(first[colour])
         out.append({"name": label(first, moving), "run_ids": [int(r) for r in group.run_id], "group": number_text(c),

@@ -3,13 +3,17 @@ run with an error), a study whose name and config carry HTML, and a TestClient o
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
-from starlette.testclient import TestClient
+
+with warnings.catch_warnings():  # starlette ≥ 1.10 asks for httpx2; httpx works with every supported starlette
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient` is deprecated")
+    from starlette.testclient import TestClient
 
 from db import writer
 from db.engine import open_db

@@ -8,14 +8,17 @@ raw steps 0, ``stride``, 2·``stride``, … with ``epoch`` = step·B/n_train and
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from db import writer
+from db.models import Study
 
 N_TRAIN = 4096
 B0 = 8
@@ -97,3 +100,34 @@ def build_study(engine: Engine, name: str, *, lrs: Sequence[float] = (0.05,), ka
     for config in configs:
         write_run(engine, ids[config["trial_id"]], config, steps, status=status)
     return ids
+
+
+class LiveWriter(threading.Thread):
+    """Writes a running study's points as a launch would: every ``interval`` seconds, the next ``batch`` points
+    of every run (and a heartbeat), until each run has ``points`` points (then its status is completed) or
+    :meth:`stop` is called. ``batches`` counts the batches written."""
+
+    def __init__(self, engine: Engine, name: str, configs: list[dict[str, Any]], ids: dict[str, int], *,
+                 points: int, batch: int, interval: float, stride: int = 10):
+        super().__init__(daemon=True)
+        self.engine, self.name, self.configs, self.ids = engine, name, configs, ids
+        self.steps = np.arange(points) * stride
+        self.batch, self.interval, self.batches = batch, interval, 0
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        with self.engine.connect() as conn:
+            study_id = conn.scalar(sa.select(Study.id).where(Study.name == self.name))
+        for start in range(0, len(self.steps), self.batch):
+            if self._stop_event.wait(self.interval):
+                return
+            last = start + self.batch >= len(self.steps)
+            for config in self.configs:
+                write_run(self.engine, self.ids[config["trial_id"]], config, self.steps[start:start + self.batch],
+                          status="completed" if last else "running")
+            writer.write_heartbeat(self.engine, study_id)
+            self.batches += 1
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=30)
