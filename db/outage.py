@@ -14,7 +14,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+)
 
 Kind = Literal["transient", "permanent"]
 

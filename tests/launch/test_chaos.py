@@ -32,8 +32,8 @@ import sqlalchemy as sa
 from db.engine import open_db
 from db.models import HEARTBEAT_GRACE_S, Point, Study
 from db.queries import study_status
-from sweeper.launch.experiment import JOURNAL_FILE
 from sweeper.expand import expand
+from sweeper.launch.experiment import JOURNAL_FILE
 from sweeper.launch.runner import StudyStopped
 from sweeper.spec import load_spec
 from tests.helpers import REPO_ROOT
@@ -145,13 +145,13 @@ def private_pg(pg_admin_url) -> Iterator[tuple[str, dict[str, str]]]:
     would break other tests): (URL, the environment that addresses it with ``.ci/postgres.sh``)."""
     base = tempfile.mkdtemp(prefix="sweeper-chaos-pg-", dir="/tmp")  # the server's OS user must reach it
     env = {**os.environ, "SWEEPER_PG_DIR": base}
-    started = subprocess.run([str(REPO_ROOT / ".ci/postgres.sh")], env=env, capture_output=True, text=True)
+    started = subprocess.run([str(REPO_ROOT / ".ci/postgres.sh")], env=env, capture_output=True, text=True, check=False)
     assert started.returncode == 0, started.stderr
     url = started.stdout.strip().split("=", 1)[1]
     try:
         yield url, env
     finally:
-        subprocess.run([str(REPO_ROOT / ".ci/postgres.sh"), "--purge"], env=env, capture_output=True)
+        subprocess.run([str(REPO_ROOT / ".ci/postgres.sh"), "--purge"], env=env, capture_output=True, check=False)
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -196,14 +196,14 @@ def small_disk() -> Iterator[Path]:
         pytest.skip("mounting a small tmpfs to fill needs root")
     folder = Path(tempfile.mkdtemp(prefix="sweeper-full-", dir="/tmp"))
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(folder)], capture_output=True,
-                             text=True)
+                             text=True, check=False)
     if mounted.returncode != 0:
         folder.rmdir()
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
     try:
         yield folder
     finally:
-        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True, check=False)
         folder.rmdir()
 
 

@@ -135,7 +135,7 @@ def test_a_six_minute_outage_loses_nothing_and_keeps_order(db, written):
 
 
 def test_a_failed_commit_is_retried_and_written_once(db, written):
-    engine, (run, other), clock, faults, journal = db
+    engine, (run, other), clock, _, _ = db
     writer = writer_for(db)
     failing = {"on": True}
 
@@ -192,7 +192,7 @@ def test_an_outage_past_the_limit_stops_and_the_journal_replays_idempotently(db,
 
 
 def test_the_heartbeat_waits_behind_pending_batches(db):
-    engine, (run, _), clock, faults, journal = db
+    engine, (run, _), clock, faults, _ = db
     writer = writer_for(db)
     beats = []
     faults.error = LOCKED

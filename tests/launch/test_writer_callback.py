@@ -189,3 +189,40 @@ def test_heartbeat_when_due_and_not_more_often(setup, monkeypatch):
     assert copy.study_id == callback.study_id and copy.heartbeat_s == HEARTBEAT_S
     copy.on_step_end(0, [])
     assert len(commits) == 2
+
+
+def test_results_wait_out_an_outage_and_a_permanent_fault_stops_the_experiment(setup):
+    """While writes fail with `database is locked` the callback returns at once and keeps the results; they land,
+    start included, at a later Tune step; a permanent fault stops the writer, and WriterStopper ends the
+    experiment, the results in the journal."""
+    import sqlite3
+
+    from sweeper.launch.resilient_writer import OutagePolicy
+    from sweeper.launch.writer_callback import WriterStopper
+
+    engine, base, (trial, other, *_), _ = setup
+    callback = DbWriterCallback(base.run_ids, base.journal_path, base.study_id, engine,
+                                policy=OutagePolicy(first_retry_s=0.0))
+    stopper = WriterStopper(callback)
+    fault: list[str] = []
+
+    def refuse(conn, cursor, statement, *args):
+        if fault and not statement.lstrip().upper().startswith("SELECT"):
+            raise sa.exc.OperationalError(statement, {}, sqlite3.OperationalError(fault[0]))
+
+    sa.event.listen(engine, "before_cursor_execute", refuse)
+    fault.append("database is locked")
+    callback.on_trial_start(0, [], trial)
+    callback.on_trial_result(0, [], trial, result(trial, [0, 10]))
+    assert run_row(engine, trial).status == "pending" and n_points(engine, trial) == 0
+    assert callback.writer.pending and not stopper.stop_all()
+    fault.clear()
+    callback.on_step_end(0, [])
+    row = run_row(engine, trial)
+    assert (row.status, row.attempts, row.steps_done, n_points(engine, trial)) == ("running", 1, 10, 2)
+    fault.append("database or disk is full")
+    callback.on_trial_start(0, [], other)
+    callback.on_trial_result(0, [], other, result(other, [0, 10, 20], status="completed"))
+    assert stopper.stop_all() and callback.stopped == "the database refused a write: database or disk is full"
+    assert [w.run_id for b in callback.writer.journal.read() for w in b] == [base.run_ids[other.trial_id]]
+    assert run_row(engine, other).status == "pending"
