@@ -181,3 +181,13 @@ def test_studies_json_reports_interrupted_from_the_heartbeat(tmp_path):
     with engine.connect() as conn:
         assert conn.scalar(sa.select(Study.status).where(Study.name == "dead")) == "running"
     engine.dispose()
+
+
+def test_a_study_without_diagnostics_or_verdicts(results_db, tmp_path):
+    assert json.loads(invoke("verdicts", "res", "--db", results_db, "--json").stdout) == []
+    plain = invoke("verdicts", "res", "--db", results_db)
+    assert plain.exit_code == 0 and "no stored verdicts" in plain.stdout
+    written = json.loads(invoke("export", "res", "--db", results_db, "-o", str(tmp_path), "--json").stdout)
+    rows = {f["table"]: f["rows"] for f in written["files"]}
+    assert (rows["runs"], rows["diagnostics"], rows["verdicts"]) == (4, 0, 0)
+    assert (tmp_path / "diagnostics.csv").is_file() and (tmp_path / "verdicts.csv").is_file()
