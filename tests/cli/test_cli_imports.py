@@ -60,6 +60,11 @@ def test_reading_commands_import_no_torch_ray_or_plotting(known_db, tmp_path):
     assert_light(run_probe(["torch", "ray", "matplotlib", "scipy"], commands), len(commands))
 
 
+def test_check_imports_no_torch_ray_or_plotting(known_db):
+    commands = [["check", "all", "lin", "--no-store", "--db", known_db]]
+    assert_light(run_probe(["torch", "ray", "matplotlib"], commands), 1)
+
+
 def test_dry_run_imports_no_torch_or_ray():
     commands = [["launch", str(REPO_ROOT / "examples" / "quickstart.toml"), "--dry-run", "--json"]]
     assert_light(run_probe(["torch", "ray", "pandas", "sqlalchemy"], commands), 1)
