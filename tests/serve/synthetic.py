@@ -2,7 +2,8 @@
 
 A study is a grid lr × κ (linear scaling path: B = κ·B0, η = κ·η0) × seed of SGD runs whose loss decays as
 ``0.5 + exp(-t)`` in SDE time t (so the linear scaling rule holds by construction) plus seeded noise. Points are at
-raw steps 0, ``stride``, 2·``stride``, … with ``epoch`` = step·B/n_train and ``sde_time`` = step·η.
+raw steps 0, ``stride``, 2·``stride``, … with ``epoch`` = step·B/n_train and ``sde_time`` = step·η, and carry the
+columns a trial logs without the online noise scale (``noise_trace``, ``grad_sq``, ``noise_scale`` stay NULL).
 """
 
 from __future__ import annotations
@@ -57,8 +58,9 @@ def trajectory(config: dict[str, Any], steps: np.ndarray) -> list[dict[str, Any]
     test = 0.5 + np.exp(-t) + noise[0]
     train = 0.5 + np.exp(-t) + noise[1]
     return [{"step": int(s), "effective_step": float(s), "epoch": float(s * batch / N_TRAIN), "sde_time": float(ti),
-             "lr": lr, "weight_decay": 0.0, "train_loss": float(a), "test_loss": float(b),
-             "test_acc": float(1 - b / 2), "weight_norm": 1.0 + float(ti)}
+             "lr": lr, "weight_decay": 0.0, "train_loss": float(a), "test_loss": float(b), "train_acc": float(1 - a / 2),
+             "test_acc": float(1 - b / 2), "weight_norm": 1.0 + float(ti), "effective_lr": lr / (1.0 + float(ti)) ** 2,
+             "angular_update": 0.1 * lr, "grad_norm": float(a)}
             for s, ti, a, b in zip(steps, t, train, test)]
 
 

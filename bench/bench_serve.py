@@ -1,0 +1,101 @@
+#!/usr/bin/env python
+"""Server CPU time of `sweeper serve` per route on a large study (issue 13: a study page of 1,000 runs × 1,000
+points answers in ≤ 1 s of server time).
+
+Builds the study through ``db.writer`` (``tests/serve/synthetic.py``: η0 × κ × seeds of SGD runs on linear-scaling
+paths, every point with step, epoch, SDE time and four metrics) in a SQLite file (or ``--db URL``), then requests
+each route the study page draws (and the others) through Starlette's TestClient in this process and prints CPU
+seconds (``time.process_time``: the app's threads and, on SQLite, the database engine; best of ``--repeat``), wall
+seconds, the response size and the ratio to the 1 s target. "study page total" adds up what a first visit
+requests: the HTML, the summary, the runs table, the trajectory plot, the scaling path, diagnostics and verdicts.
+
+    python bench/bench_serve.py [--runs 1000] [--points 1000] [--db sqlite:///PATH] [--repeat 3]
+
+A ``--db`` that already holds the study is reused (building 10⁶ points takes ~20 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from db.engine import open_db
+from db.queries import list_studies, runs_frame
+from sweeper.serve import create_app
+from tests.serve.synthetic import build_study
+
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient` is deprecated")
+    from starlette.testclient import TestClient
+
+TARGET_S = 1.0
+STUDY = "bench-serve"
+
+
+def grid(runs: int) -> dict[str, list]:
+    """η0 × κ × seeds with about ``runs`` runs: 5 κ, 20 seeds, the rest η0 values."""
+    kappas, seeds = [1, 2, 4, 8, 16], list(range(20))
+    n_lr = max(1, round(runs / (len(kappas) * len(seeds))))
+    return {"lrs": [0.01 * (i + 1) for i in range(n_lr)], "kappas": kappas, "seeds": seeds}
+
+
+def ensure_study(url: str, runs: int, points: int):
+    engine = open_db(url, create=True)
+    if STUDY not in set(list_studies(engine).name):
+        start = time.perf_counter()
+        build_study(engine, STUDY, points=points, stride=10, **grid(runs))
+        print(f"built {STUDY}: {len(runs_frame(engine, STUDY))} runs × {points} points in "
+              f"{time.perf_counter() - start:.1f} s", flush=True)
+    return engine
+
+
+def measure(client: TestClient, path: str, repeat: int) -> tuple[float, float, int, int]:
+    """Best CPU and wall seconds over ``repeat`` requests, status and bytes of the last."""
+    cpu, wall = [], []
+    for _ in range(repeat):
+        c0, w0 = time.process_time(), time.perf_counter()
+        response = client.get(path)
+        cpu.append(time.process_time() - c0)
+        wall.append(time.perf_counter() - w0)
+    return min(cpu), min(wall), response.status_code, len(response.content)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=1000)
+    parser.add_argument("--points", type=int, default=1000)
+    parser.add_argument("--db", help="database URL (default: a SQLite file in a temporary folder)")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.db or f"sqlite:///{tmp}/bench.db"
+        engine = ensure_study(url, args.runs, args.points)
+        run_id = int(runs_frame(engine, STUDY).run_id.iloc[0])
+        client = TestClient(create_app(engine))
+        api = f"/api/studies/{STUDY}"
+        page = [f"/studies/{STUDY}", api, f"{api}/runs", f"{api}/trajectories?width=1200",
+                f"{api}/scaling?width=1200", f"{api}/diagnostics", f"{api}/verdicts"]
+        others = ["/", "/api/studies", f"{api}/trajectories?width=1200&seeds=lines",
+                  f"{api}/trajectories?width=1200&logx=1&x=epoch", f"{api}/trajectories?width=1200&where=kappa%20%3D%201",
+                  f"{api}/runs?where=final_test_loss%20%3C%200.6&sort=final_test_loss", f"/runs/{run_id}",
+                  f"/api/runs/{run_id}", f"/api/runs/{run_id}/trajectory", f"/api/runs/{run_id}/diagnostics"]
+        print(f"\n{'route':72s} {'cpu s':>7s} {'wall s':>7s} {'status':>6s} {'bytes':>9s} {'cpu/1s':>7s}")
+        total = 0.0
+        for path in [*page, *others]:
+            cpu, wall, status, size = measure(client, path, args.repeat)
+            total += cpu if path in page else 0.0
+            print(f"{path:72s} {cpu:7.3f} {wall:7.3f} {status:6d} {size:9d} {cpu / TARGET_S:7.2f}")
+        print(f"{'study page total (first visit: the first 7 routes)':72s} {total:7.3f} {'':7s} {'':6s} {'':9s} "
+              f"{total / TARGET_S:7.2f}")
+        engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
