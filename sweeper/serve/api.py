@@ -29,6 +29,7 @@ from sweeper.serve.params import (
     BadRequest,
     PlotQuery,
     choice,
+    flag,
     integer,
     positive,
 )
@@ -78,11 +79,8 @@ def study(request: Request) -> Json:
 
 def runs(request: Request) -> Json:
     q = request.query_params
-    try:
-        frame = overview.runs_table(engine_of(request), request.path_params["name"], q.get("where") or None,
-                                    q.get("sort") or None, q.get("desc", "0") in ("1", "true"))
-    except KeyError as exc:
-        raise BadRequest(exc.args[0]) from None
+    frame = overview.runs_table(engine_of(request), request.path_params["name"], q.get("where") or None,
+                                q.get("sort") or None, flag(q, "desc"))
     return Json({"columns": list(frame.columns), "count": len(frame), "rows": overview.records(frame)})
 
 

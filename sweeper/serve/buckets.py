@@ -60,7 +60,8 @@ class Buckets:
 
     @classmethod
     def empty(cls, n: int) -> Buckets:
-        return cls(*(np.empty(0) for _ in _ARRAYS), n=n, x_range=None)
+        ints = {"run_id", "bucket", "count"}
+        return cls(*(np.empty(0, dtype=np.int64 if f in ints else float) for f in _ARRAYS), n=n, x_range=None)
 
 
 _ARRAYS = ("run_id", "bucket", "count", "x_lo", "x_hi", "y_min", "y_max", "y_mean")

@@ -27,7 +27,7 @@ from db.queries import diagnostics_frame, points_frame, runs_frame, study_spec
 from sweeper.checks import quantities
 from sweeper.checks.base import StudyData
 from sweeper.serve.colours import palette
-from sweeper.serve.trajectories import number_text, value
+from sweeper.serve.trajectories import value
 
 KINDS = ("noise", "sharpness", "trajectory_stats", "covariance")
 LEVY_FIELDS = ("levy_statistic", "levy_z", "levy_p", "low_freq_ratio", "low_freq_p", "acf_fraction_outside",
@@ -120,8 +120,7 @@ def study_view(engine: Engine, name: str, runs: pd.DataFrame, axis: str, colour:
     """The diagnostics panels of a study for ``runs`` (rows of the runs table)."""
     ids = [int(r) for r in runs.run_id]
     colours = palette(value(v) for v in runs[colour])
-    out: dict[str, Any] = {"x": axis, "colour": colour, "kinds": [],
-                           "legend": [{"value": number_text(v), "colour": c} for v, c in colours.items()]}
+    out: dict[str, Any] = {"x": axis, "colour": colour, "kinds": []}
     with engine.connect() as conn:
         present = kinds(conn, ids) if ids else []
         frames = {k: rows(conn, ids, k, axis) for k in present if k != "covariance"}

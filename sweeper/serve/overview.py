@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from db.models import RUN_STATUSES, Point, Run, Study, Verdict
 from db.queries import list_studies, resolve_study, runs_with_final, study_spec
+from sweeper.serve.params import BadRequest
 
 FINISHED = ("completed", "failed", "diverged")
 """Run statuses that end a run (progress counts them)."""
@@ -106,7 +107,7 @@ def _last_steps(conn: Connection, run_ids: list[int]) -> dict[int, int]:
 def runs_table(engine: Engine, name: str, where: str | None = None, sort: str | None = None,
                descending: bool = False) -> pd.DataFrame:
     """The study's runs (``runs_with_final`` filtered by ``where``, without ``config``) with ``last_step``,
-    sorted by ``sort`` (a column; raises KeyError naming the valid ones)."""
+    sorted by ``sort`` (a column; BadRequest names the valid ones)."""
     with engine.connect() as conn:
         frame = runs_with_final(conn, name, where=where).drop(columns=["config"])
         steps = _last_steps(conn, [int(r) for r in frame.run_id])
@@ -114,7 +115,7 @@ def runs_table(engine: Engine, name: str, where: str | None = None, sort: str | 
                  pd.array([steps.get(int(r)) for r in frame.run_id], dtype="Int64"))
     if sort:
         if sort not in frame.columns:
-            raise KeyError(f"sort: unknown column {sort!r}; valid: {', '.join(frame.columns)}")
+            raise BadRequest(f"sort: unknown column {sort!r}; valid: {', '.join(frame.columns)}")
         frame = frame.sort_values(sort, ascending=not descending, kind="stable", na_position="last")
     return frame
 

@@ -34,20 +34,20 @@ def _header(scope: Scope, name: bytes) -> str:
     return next((v.decode("latin-1") for k, v in scope.get("headers", []) if k == name), "")
 
 
-def presented_tokens(scope: Scope) -> list[str]:
-    """The tokens a request presents: bearer header, cookie, ``token`` query parameter."""
+def presented_tokens(scope: Scope) -> list[tuple[str, str]]:
+    """(where, token) for each token a request presents: ``header`` (bearer), ``cookie``, ``query``."""
     found = []
     auth = _header(scope, b"authorization")
     if auth.lower().startswith("bearer "):
-        found.append(auth[7:].strip())
+        found.append(("header", auth[7:].strip()))
     cookie = SimpleCookie()
     try:
         cookie.load(_header(scope, b"cookie"))
     except CookieError:  # a malformed Cookie header carries no token
         cookie = SimpleCookie()
     if COOKIE in cookie:
-        found.append(cookie[COOKIE].value)
-    found += parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [])
+        found.append(("cookie", cookie[COOKIE].value))
+    found += [("query", t) for t in parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [])]
     return found
 
 
@@ -59,10 +59,9 @@ class TokenGate:
         self.app, self.token = app, token.encode()
 
     def _ok(self, scope: Scope) -> tuple[bool, bool]:
-        tokens = presented_tokens(scope)
-        ok = any(hmac.compare_digest(t.encode(), self.token) for t in tokens)
-        in_query = "token=" in scope.get("query_string", b"").decode("latin-1")
-        return ok, ok and in_query
+        """(whether a presented token matches, whether one in the query does: then the cookie is set)."""
+        valid = [where for where, t in presented_tokens(scope) if hmac.compare_digest(t.encode(), self.token)]
+        return bool(valid), "query" in valid
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
