@@ -21,6 +21,7 @@ from cli import (
     db_commands,
     export_command,
     results_commands,
+    serve_commands,
     show_command,
     study_commands,
     verdict_commands,
@@ -73,4 +74,5 @@ export_command.register(app)
 check_commands.register(app)
 verdict_commands.register(app)
 calibrate_commands.register(app)
+serve_commands.register(app)
 app.add_typer(db_commands.app, name="db", help="Database schema: upgrade, current revision.")

@@ -42,9 +42,9 @@ def assert_light(seen: dict, n_commands: int) -> None:
     assert len(seen) == n_commands
 
 
-HELP = [["--help"], *([c, "--help"] for c in ("launch", "resume", "trial", "studies", "runs", "show", "export",
-                                             "check", "verdicts", "report", "calibrate", "db")), ["db", "current",
-                                                                                                 "--help"]]
+COMMANDS = ("launch", "resume", "trial", "studies", "runs", "show", "export", "check", "verdicts", "report",
+            "calibrate", "serve", "db")
+HELP = [["--help"], *([c, "--help"] for c in COMMANDS), ["db", "current", "--help"]]
 
 
 def test_help_imports_no_torch_ray_pandas_or_database():
