@@ -13,7 +13,14 @@ from db.migrate import VERSION_TABLE
 from db.models import Base
 from db.writer import ensure_runs, ensure_study
 from sweeper.expand import expand
-from tests.cli.test_cli_bad_input import BAD_SPECS, SPEC, assert_one_line, no_launch, runner, write_spec
+from tests.cli.test_cli_bad_input import (
+    BAD_SPECS,
+    SPEC,
+    assert_one_line,
+    no_launch,
+    runner,
+    write_spec,
+)
 from tests.helpers import make_spec
 
 pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures(no_launch.__name__)]

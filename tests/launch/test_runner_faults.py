@@ -85,3 +85,28 @@ def test_a_launch_that_loses_the_race_for_its_name_is_one_line(sqlite_url, tmp_p
     with check.connect() as conn:
         assert conn.scalar(sa.select(sa.func.count()).select_from(Study)) == 1
     check.dispose()
+
+
+def test_a_launch_of_a_study_whose_driver_is_alive_is_one_line(sqlite_url, tmp_path, monkeypatch):
+    """The name is taken by a study that another driver runs now (fresh heartbeat): follow it, do not resume it;
+    once its heartbeat is stale the hint is `sweeper resume`."""
+    import datetime as dt
+
+    from db.writer import update_study
+
+    spec = small_study(name="alive")
+    engine = open_db(sqlite_url, create=True)
+    with Session(engine) as session, session.begin():
+        study_id = ensure_study(session, spec.name, spec.model_dump(mode="json")).id
+        ensure_runs(session, study_id, [t.model_dump(mode="json") for t in expand(spec)])
+        update_study(session, study_id, heartbeat_at=dt.datetime.now(dt.timezone.utc))
+    monkeypatch.setattr(runner, "_ray", lambda options: pytest.fail("reached Ray"))
+    options = LaunchOptions(db_url=sqlite_url, storage=str(tmp_path / "ray"), progress=False)
+    with pytest.raises(LaunchError, match=r"^study 'alive' is running now \(its driver's heartbeat is under 90 s "
+                                          r"old\); follow it with `sweeper runs alive`$"):
+        runner.launch_study(spec, options)
+    with Session(engine) as session, session.begin():
+        update_study(session, study_id, heartbeat_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5))
+    engine.dispose()
+    with pytest.raises(LaunchError, match=r"exists with 8 unfinished runs; continue it with `sweeper resume alive`"):
+        runner.launch_study(spec, options)
