@@ -30,6 +30,16 @@ from sweeper.serve.security import TokenGate
 STATIC = Path(__file__).parent / "static"
 
 
+class Static(StaticFiles):
+    """The pages' own scripts and styles, revalidated on every load (ETag: a 304 when unchanged), so a browser never
+    runs a stale script against a newer server."""
+
+    def file_response(self, *args, **kwargs) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+
 def plotly_js_path() -> Path:
     """``plotly.min.js`` as shipped inside the ``plotly`` wheel (nothing is fetched from the internet)."""
     spec = importlib.util.find_spec("plotly")
@@ -85,7 +95,7 @@ ROUTES = [
     Route("/api/runs/{run_id}/trajectory", api.run_trajectory),
     Route("/api/runs/{run_id}/diagnostics", api.run_diagnostics),
     Route("/static/plotly.min.js", _plotly_js),
-    Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    Mount("/static", Static(directory=STATIC), name="static"),
 ]
 
 

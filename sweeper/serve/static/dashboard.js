@@ -48,7 +48,8 @@ function showError(id, message) {
   box.hidden = !message;
 }
 
-// A table of rows; columns: [{key, label, link(row) -> href | null}]; onSort(key) makes headers clickable.
+// A table of rows; columns: [{key, label, format(value, row), link(row) -> href | null, badge}]; onSort(key) makes
+// headers clickable.
 function renderTable(container, columns, rows, opts) {
   opts = opts || {};
   const head = el("tr", {}, ...columns.map(c => {
@@ -60,7 +61,8 @@ function renderTable(container, columns, rows, opts) {
   const body = rows.map(row => el("tr", {class: row.status ? `status-${row.status}` : ""}, ...columns.map(c => {
     const value = c.format ? c.format(row[c.key], row) : fmt(row[c.key]);
     const href = c.link ? c.link(row) : null;
-    return el("td", {class: typeof row[c.key] === "number" ? "num" : ""}, href ? el("a", {href, text: value}) : value);
+    const content = href ? el("a", {href, text: value}) : c.badge ? el("span", {class: `badge ${value}`, text: value}) : value;
+    return el("td", {class: typeof row[c.key] === "number" ? "num" : ""}, content);
   })));
   container.replaceChildren(el("table", {}, el("thead", {}, head), el("tbody", {}, ...body)));
 }
@@ -99,7 +101,9 @@ function drawPlot(div, data, layout) {
   const merged = Object.assign({}, base, layout || {});
   merged.xaxis = Object.assign({}, base.xaxis, (layout || {}).xaxis || {});
   merged.yaxis = Object.assign({}, base.yaxis, (layout || {}).yaxis || {});
-  if (merged.title && typeof merged.title === "string") merged.title = {text: esc(merged.title), font: {size: 13}};
+  if (merged.title && typeof merged.title === "string") {
+    merged.title = {text: esc(merged.title), font: {size: 13}, x: 0.01, xanchor: "left"};  // clear of the mode bar
+  }
   Plotly.react(div, data, merged, {displaylogo: false, responsive: true});
   const points = data.reduce((n, t) => n + (t.showlegend === false && t.hoverinfo === "skip" ? 0 : (t.x || []).length), 0);
   div.dataset.points = String(points);

@@ -3,7 +3,7 @@
 
 const STUDY_COLUMNS = [
   {key: "name", link: r => `/studies/${encodeURIComponent(r.name)}`},
-  {key: "status", format: v => v},
+  {key: "status", badge: true},
   {key: "n_runs", label: "runs"},
   {key: "n_completed", label: "completed"}, {key: "n_running", label: "running"}, {key: "n_pending", label: "pending"},
   {key: "n_failed", label: "failed"}, {key: "n_diverged", label: "diverged"},

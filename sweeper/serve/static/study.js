@@ -41,7 +41,8 @@ async function refreshRuns() {
     const varying = data.columns.filter(c => !HIDDEN.has(c) && data.rows.some(r => r[c] !== null)
       && (!["optimizer", "model", "dataset", "batch_size", "lr", "weight_decay", "svag_l", "momentum", "beta1",
             "beta2", "eps", "scaling_rule", "kappa"].includes(c) || new Set(data.rows.map(r => r[c])).size > 1));
-    const columns = varying.map(key => ({key, link: key === "run_id" ? r => `/runs/${r.run_id}` : null}));
+    const columns = varying.map(key => ({key, link: key === "run_id" ? r => `/runs/${r.run_id}` : null,
+                                         badge: key === "status"}));
     document.getElementById("run-count").textContent = `${data.count} runs`;
     renderTable(document.getElementById("runs"), columns, data.rows, {sort: state.sort, desc: state.desc,
       onSort: key => { state.desc = state.sort === key ? !state.desc : false; state.sort = key; refreshRuns(); }});
