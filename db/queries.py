@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, joinedload
 
+from db.columnar import read_columns
 from db.errors import AmbiguousRun, UnknownRun, UnknownStudy
 from db.models import (
     HEARTBEAT_GRACE_S,
@@ -50,6 +51,8 @@ __all__ = [
     "study_frames",
     "runs_frame",
     "runs_with_final",
+    "POINT_COLUMNS",
+    "point_columns",
     "points_frame",
     "diagnostics_frame",
     "verdicts_frame",
@@ -219,6 +222,34 @@ def _run_columns() -> list[Any]:
     return [Run.id.label("run_id"), Run.trial_id, Run.status, *(getattr(Run, k) for k in RUN_HPARAMS)]
 
 
+POINT_COLUMNS = {RENAMED_POINT_COLUMNS.get(m, m): m for m in POINT_METRICS}
+"""The point columns as :func:`points_frame` names them → their ``points`` table column."""
+
+
+def _point_columns(conn: Connection, study_id: int, columns: Sequence[str], run_ids: Sequence[int] | None,
+                   keep_null: bool) -> pd.DataFrame:
+    unknown = [c for c in columns if c not in POINT_COLUMNS]
+    if unknown:
+        raise ValueError(f"unknown point columns {unknown}; known: {', '.join(POINT_COLUMNS)}")
+    stmt = (sa.select(Point.run_id, Point.step, *(getattr(Point, POINT_COLUMNS[c]).label(c) for c in columns))
+            .where(Point.run_id.in_(sa.select(Run.id).where(Run.study_id == study_id)))
+            .order_by(Point.run_id, Point.step))
+    if run_ids is not None:
+        stmt = stmt.where(Point.run_id.in_([int(r) for r in run_ids]))
+    values, nulls = read_columns(conn, stmt, key=("run_id", "step"))
+    return pd.DataFrame({"run_id": values["run_id"], "step": values["step"]} | {
+        c: pd.arrays.FloatingArray(values[c], nulls[c]) if keep_null else values[c] for c in columns})
+
+
+def point_columns(bind: Bind, study: StudyRef, columns: Sequence[str], run_ids: Sequence[int] | None = None, *,
+                  keep_null: bool = False) -> pd.DataFrame:
+    """``run_id``, ``step`` and the given point ``columns`` (named as in :func:`points_frame`: ``lr_t``,
+    ``weight_decay_t``) of a study's runs, by run and step: what a check reads, fetched column-wise
+    (:mod:`db.columnar`)."""
+    with _connect(bind) as conn:
+        return _point_columns(conn, resolve_study(conn, study), list(columns), run_ids, keep_null)
+
+
 def points_frame(
     bind: Bind,
     study: StudyRef,
@@ -237,18 +268,16 @@ def points_frame(
     unknown = set(chosen) - set(POINT_METRICS)
     if unknown:
         raise ValueError(f"unknown point columns {sorted(unknown)}; known: {', '.join(POINT_METRICS)}")
-    point_cols = [getattr(Point, m).label(RENAMED_POINT_COLUMNS.get(m, m)) for m in chosen]
     with _connect(bind) as conn:
         study_id = resolve_study(conn, study)
-        stmt = (
-            sa.select(*_run_columns(), Point.step, *point_cols)
-            .join(Run, Run.id == Point.run_id)
-            .where(Run.study_id == study_id)
-            .order_by(Point.run_id, Point.step)
-        )
+        runs_stmt = sa.select(*_run_columns()).where(Run.study_id == study_id).order_by(Run.id)
         if run_ids is not None:
-            stmt = stmt.where(Point.run_id.in_([int(r) for r in run_ids]))
-        return _frame(conn, stmt, keep_null)
+            runs_stmt = runs_stmt.where(Run.id.in_([int(r) for r in run_ids]))
+        runs = _frame(conn, runs_stmt, keep_null)
+        points = _point_columns(conn, study_id, [RENAMED_POINT_COLUMNS.get(m, m) for m in chosen], run_ids,
+                                keep_null)
+    at = np.searchsorted(runs["run_id"].to_numpy(), points["run_id"].to_numpy())
+    return pd.concat([runs.take(at).reset_index(drop=True), points.drop(columns="run_id")], axis=1)
 
 
 def _load_npy(payload: bytes | None) -> np.ndarray | None:

@@ -18,6 +18,7 @@ import pandas as pd
 from sweeper.checks.base import StudyData, Verdict, inconclusive
 from sweeper.checks.defaults import ALPHA, METRIC, RELATIVE, SEEDS_HINT, WINDOWS, tolerance_why
 from sweeper.checks.paths import compare_path, figure_paths, paths, verdict
+from sweeper.checks.windows import Curves
 
 NAME = "lsr"
 
@@ -42,7 +43,8 @@ def check(data: StudyData, *, metric: str | None = None, tolerance: float | None
     """
     relative = RELATIVE if tolerance is None else float(tolerance)
     tol = {"relative": relative, "alpha": alpha, "windows": windows, "why": tolerance_why(relative, alpha, windows)}
-    name, bad = metric_or_none(data.points, metric)
+    points = data.point_columns(metric or METRIC, "sde_time")
+    name, bad = metric_or_none(points, metric)
     params = {"metric": name, "windows": windows, "alpha": alpha, "axis": "sde_time"}
     runs = data.finished_runs()
     linear = runs[(runs.scaling_rule == "linear") & runs.kappa.notna()] if "scaling_rule" in runs else runs[:0]
@@ -60,8 +62,9 @@ def check(data: StudyData, *, metric: str | None = None, tolerance: float | None
     if bad:
         return inconclusive(NAME, f"Cannot compare: {bad}.", [f"--metric: a recorded point column ({bad})"],
                             tolerance=tol, parameters=params)
-    results = [compare_path(data.points, g, base, arm="linear", rule="linear", metric=name, relative=relative,
-                            axis="sde_time", windows=windows, alpha=alpha) for base, g in paths(sgd, "linear")]
+    curves = Curves(points, name, "sde_time")
+    results = [compare_path(curves, g, base, arm="linear", rule="linear", relative=relative, windows=windows,
+                            alpha=alpha) for base, g in paths(sgd, "linear")]
     return verdict(NAME, results, headline=f"Linear scaling rule on {name} at equal SDE time", tolerance=tol,
                    parameters=params)
 

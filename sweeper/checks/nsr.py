@@ -3,10 +3,11 @@ ratio, and compare with the largest batch for which it held in the same study (d
 
 Prediction. On the base runs (κ = 1, else the smallest κ, of the linear-scaling path, SGD, l = 1) the ``noise``
 diagnostic gives G_t (unbiased ‖∇L‖²) and N_t (≈ tr Σ/B0). Both are averaged over a late window *separately*
-(docs/theory.md §2, §9: the ratio of averages, never the average of ratios), pooled over the base seeds. Under LSR G_t/N_t
-grows ∝ B, so the ratio reaches the failure threshold τ (default 2, docs/theory.md §2) at B* = τ·B0·N_t/G_t
-(= 2·B0·N_t/G_t). The window is the last ``window`` (default ½) of the base run's stretch at its base learning rate
-(before any decay; docs/theory.md §2 uses epochs 200–250 of a 300-epoch run decayed at 250); step 0 is never in it. The
+(docs/theory.md §2, §9: the ratio of averages, never the average of ratios), pooled over the base seeds. Under LSR
+G_t/N_t grows ∝ B, so the ratio reaches the failure threshold τ (default 2, docs/theory.md §2) at
+B* = τ·B0·N_t/G_t (= 2·B0·N_t/G_t). The window is the last ``window`` (default ½) of the base run's stretch at its
+base learning rate (before any decay; docs/theory.md §2 uses epochs 200–250 of a 300-epoch run decayed at 250);
+step 0 is never in it. The
 prediction is ``quantities.predict_batch``, which the report's noise figure draws too.
 
 Observation: the ``lsr`` check's own comparison of the path (``paths.compare_path``: each κ against the base at
@@ -32,10 +33,11 @@ import pandas as pd
 
 from sweeper.checks import quantities
 from sweeper.checks.base import Outcome, StudyData, Verdict, inconclusive
-from sweeper.checks.defaults import RELATIVE, SEEDS_HINT
+from sweeper.checks.defaults import METRIC, RELATIVE, SEEDS_HINT
 from sweeper.checks.lsr import metric_or_none
 from sweeper.checks.paths import PathResult, compare_path
 from sweeper.checks.quantities import THRESHOLD, WINDOW, BatchPrediction
+from sweeper.checks.windows import Curves
 
 NAME = "nsr"
 AGREEMENT = 2.0  # prediction and observation agree within this factor (docs/theory.md §2, the paper's figure)
@@ -166,12 +168,11 @@ def _predict(data: StudyData, base: pd.DataFrame, threshold: float, window: floa
     return Prediction(pooled, seeds)
 
 
-def _one_path(data: StudyData, base: dict[str, Any], runs: pd.DataFrame, metric: str, relative: float,
+def _one_path(data: StudyData, curves: Curves, base: dict[str, Any], runs: pd.DataFrame, relative: float,
               threshold: float, window: float, factor: float) -> NsrPath:
     """Compute: lsr's comparison of the path, the prediction from its base runs and, where both allow, B* placed
     against the observed limit (else a note and what is missing)."""
-    path = compare_path(data.points, runs, base, arm="linear", rule="linear", metric=metric, relative=relative,
-                        axis="sde_time")
+    path = compare_path(curves, runs, base, arm="linear", rule="linear", relative=relative)
     base_runs = quantities.base_runs(runs)
     b0 = float(base_runs.batch_size.iloc[0])
     out = NsrPath(path, b0, _predict(data, base_runs, threshold, window))
@@ -224,17 +225,19 @@ def check(data: StudyData, *, metric: str | None = None, tolerance: float | None
     """Predicted B* = τ·B0·N_t/G_t against the largest batch for which ``lsr`` finds the rule holding.
 
     ``metric``: point column ``lsr`` compares (its default, ``test_loss``); ``tolerance``: agreement factor f
-    (default 2, docs/theory.md §2); ``threshold``: τ, the G_t/N_t at failure (default 2, docs/theory.md §2); ``window``: late
-    fraction of the base-LR stretch averaged (default ½); ``lsr_relative``: lsr's relative tolerance (its default).
+    (default 2, docs/theory.md §2); ``threshold``: τ, the G_t/N_t at failure (default 2, docs/theory.md §2);
+    ``window``: late fraction of the base-LR stretch averaged (default ½); ``lsr_relative``: lsr's relative
+    tolerance (its default).
     """
     factor = AGREEMENT if tolerance is None else float(tolerance)
     relative = RELATIVE if lsr_relative is None else float(lsr_relative)
     tol = {"agreement_factor": factor, "threshold_G_over_N": threshold, "window": window,
            "lsr_relative": relative,
-           "why": f"B* = {threshold:g}·B0·N_t/G_t (docs/theory.md §2: G_t/N_t ≈ {threshold:g} at failure, ∝ B under LSR); "
-                  f"agreement within ×{factor:g} as in the paper's figure; the observed limit is where the lsr "
+           "why": f"B* = {threshold:g}·B0·N_t/G_t (docs/theory.md §2: G_t/N_t ≈ {threshold:g} at failure, ∝ B under "
+                  f"LSR); agreement within ×{factor:g} as in the paper's figure; the observed limit is where the lsr "
                   f"check (relative tolerance {relative:g}, seed-noise intervals) finds the rule holding / failing"}
-    name, bad = metric_or_none(data.points, metric)
+    points = data.point_columns(metric or METRIC, "sde_time")
+    name, bad = metric_or_none(points, metric)
     params = {"metric": name, "threshold": threshold, "window": window}
     all_paths = quantities.linear_paths(data)
     if not all_paths:
@@ -244,7 +247,8 @@ def check(data: StudyData, *, metric: str | None = None, tolerance: float | None
     if bad:
         return inconclusive(NAME, f"Cannot compare: {bad}.", [f"--metric: a recorded point column ({bad})"],
                             tolerance=tol, parameters=params)
-    results = [_one_path(data, b, g, name, relative, threshold, window, factor) for b, g in all_paths]
+    curves = Curves(points, name, "sde_time")
+    results = [_one_path(data, curves, b, g, relative, threshold, window, factor) for b, g in all_paths]
     for r in results:
         _decide(r)
     calls = [r.call for r in results]

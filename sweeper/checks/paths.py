@@ -140,10 +140,12 @@ class PathResult:
                                    "factor": self.overdispersion.factor}}
 
 
-def compare_path(points: pd.DataFrame, runs: pd.DataFrame, base: dict[str, Any], *, arm: str, rule: str,
-                 metric: str, relative: float, axis: str, windows: int = WINDOWS,
-                 alpha: float = ALPHA) -> PathResult:
-    """Compare every κ of one path (``runs``: its finished runs, all κ) with its baseline on ``axis``."""
+def compare_path(curves: Curves, runs: pd.DataFrame, base: dict[str, Any], *, arm: str, rule: str,
+                 relative: float, windows: int = WINDOWS, alpha: float = ALPHA) -> PathResult:
+    """Compare every κ of one path (``runs``: its finished runs, all κ) with its baseline on ``curves`` (the
+    study's curves of the compared metric on the path's time axis)."""
+    metric, axis = curves.metric, curves.axis
+    runs = runs[["run_id", "kappa", "status", "batch_size", "lr", "seed"]]  # what is read below: cheap row filters
     kappas = sorted(float(k) for k in runs.kappa.unique())
     base_kappa = 1.0 if any(math.isclose(k, 1.0) for k in kappas) else kappas[0]
     out = PathResult(arm, rule, axis, metric, base, base_kappa)
@@ -163,7 +165,6 @@ def compare_path(points: pd.DataFrame, runs: pd.DataFrame, base: dict[str, Any],
         out.note = "the path has a single κ"
         out.missing = ["scaling.factors: at least two κ, including 1, e.g. factors = [1, 2, 4, 8]"]
         return out
-    curves = Curves(points, metric, axis)
     t_end = float(np.nanmin([curves.end(r) for g in completed.values() for r in g.run_id]))
     if not t_end > 0:
         out.note = f"the runs have no points past {axis} = 0"
@@ -183,7 +184,7 @@ def compare_path(points: pd.DataFrame, runs: pd.DataFrame, base: dict[str, Any],
     out.overdispersion = decide([r.comparison for r in results if r.comparison], edges, relative, alpha)
     for r in results:
         _judge_kappa(r, len(by_kappa[r.kappa]), alpha)
-        final = [curves.window(i, edges[-2], edges[-1]).mean for i in out.run_ids[r.kappa]]
+        final = [curves.window_mean(i, edges[-2], edges[-1]) for i in out.run_ids[r.kappa]]
         r.final = float(np.nanmean(final)) if np.isfinite(final).any() else math.nan
     out.kappas = results
     _summarise(out, len(base_group.seeds))

@@ -19,9 +19,10 @@ from __future__ import annotations
 from typing import Any
 
 from sweeper.checks.base import StudyData, Verdict, inconclusive
-from sweeper.checks.defaults import ADAPTIVE, ALPHA, RELATIVE, SEEDS_HINT, WINDOWS, tolerance_why
+from sweeper.checks.defaults import ADAPTIVE, ALPHA, METRIC, RELATIVE, SEEDS_HINT, WINDOWS, tolerance_why
 from sweeper.checks.lsr import metric_or_none
 from sweeper.checks.paths import PathResult, compare_path, describe, figure_paths, paths, verdict
+from sweeper.checks.windows import Curves
 
 NAME = "sqrt-rule"
 
@@ -49,7 +50,8 @@ def check(data: StudyData, *, metric: str | None = None, tolerance: float | None
     relative = RELATIVE if tolerance is None else float(tolerance)
     tol = {"relative": relative, "alpha": alpha, "windows": windows,
            "why": tolerance_why(relative, alpha, windows)}
-    name, bad = metric_or_none(data.points, metric)
+    points = data.point_columns(metric or METRIC, "sde_time", "epoch")
+    name, bad = metric_or_none(points, metric)
     params = {"metric": name, "windows": windows, "alpha": alpha, "axis": "sde_time (k·η²)",
               "control_axis": "epoch"}
     runs = data.finished_runs()
@@ -62,15 +64,16 @@ def check(data: StudyData, *, metric: str | None = None, tolerance: float | None
                              'control; κ = 1 is the baseline)', SEEDS_HINT], tolerance=tol, parameters=params)
     if sqrt.empty:
         opts = ", ".join(sorted(runs[rules == "sqrt"].optimizer.unique()))
-        return inconclusive(NAME, f"The square-root path's runs use {opts}; the rule is for Adam/RMSprop (docs/theory.md "
-                            "§3).", ['[optimizer] name = "adam" (or "rmsprop")'], tolerance=tol, parameters=params)
+        return inconclusive(NAME, f"The square-root path's runs use {opts}; the rule is for Adam/RMSprop "
+                            "(docs/theory.md §3).", ['[optimizer] name = "adam" (or "rmsprop")'], tolerance=tol,
+                            parameters=params)
     if bad:
         return inconclusive(NAME, f"Cannot compare: {bad}.", [f"--metric: a recorded point column ({bad})"],
                             tolerance=tol, parameters=params)
-    common: dict[str, Any] = dict(metric=name, relative=relative, windows=windows, alpha=alpha)
-    results = [compare_path(data.points, g, base, arm="sqrt", rule="sqrt", axis="sde_time", **common)
-               for base, g in paths(sqrt, "sqrt")]
-    control = [compare_path(data.points, g, base, arm="linear", rule="linear", axis="epoch", **common)
+    common: dict[str, Any] = dict(relative=relative, windows=windows, alpha=alpha)
+    by_time, by_epoch = Curves(points, name, "sde_time"), Curves(points, name, "epoch")
+    results = [compare_path(by_time, g, base, arm="sqrt", rule="sqrt", **common) for base, g in paths(sqrt, "sqrt")]
+    control = [compare_path(by_epoch, g, base, arm="linear", rule="linear", **common)
                for base, g in paths(adaptive, "linear")]
     clause = _control_clause(control)
     details = {"control": [p.as_json() for p in control],

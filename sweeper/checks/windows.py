@@ -21,29 +21,42 @@ import numpy as np
 import pandas as pd
 
 from sweeper.checks.stats import (Decision, Estimate, Overdispersion, Replicates, SeriesMean, combine, holm, judge,
-                                  replicate_means, seeds_to_decide, series_mean)
+                                  replicate_means, seeds_to_decide)
 
 
 class Curves:
-    """Each run's (time, metric) curve for one metric on one time axis, finite points only, sorted by time."""
+    """Each run's (time, metric) curve for one metric on one time axis, finite points only, sorted by time.
+
+    Built in O(rows) array operations; a run's curve is cut out of the columns when first asked for, so one
+    ``Curves`` over a whole study serves each of its comparisons."""
 
     def __init__(self, points: pd.DataFrame, metric: str, axis: str = "sde_time"):
         self.metric, self.axis = metric, axis
+        ids = points["run_id"].to_numpy()
+        x, y = points[axis].to_numpy(float), points[metric].to_numpy(float)
+        if np.any(ids[1:] < ids[:-1]):  # db.queries reads points sorted by run
+            order = np.argsort(ids, kind="stable")
+            ids, x, y = ids[order], x[order], y[order]
+        self._ids, self._x, self._y = ids, x, y
         self._xy: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        cols = points[["run_id", axis, metric]]
-        for run_id, g in cols.groupby("run_id", sort=False):
-            x, y = g[axis].to_numpy(float), g[metric].to_numpy(float)
+
+    def _curve(self, run_id: int) -> tuple[np.ndarray, np.ndarray]:
+        run_id = int(run_id)
+        if run_id not in self._xy:
+            lo, hi = np.searchsorted(self._ids, run_id, "left"), np.searchsorted(self._ids, run_id, "right")
+            x, y = self._x[lo:hi], self._y[lo:hi]
             ok = np.isfinite(x) & np.isfinite(y)
             order = np.argsort(x[ok], kind="stable")
-            self._xy[int(run_id)] = (x[ok][order], y[ok][order])
+            self._xy[run_id] = (x[ok][order], y[ok][order])
+        return self._xy[run_id]
 
     def end(self, run_id: int) -> float:
-        x = self._xy.get(int(run_id), (np.empty(0), None))[0]
+        x = self._curve(run_id)[0]
         return float(x[-1]) if len(x) else math.nan
 
     def at(self, run_id: int, times: np.ndarray) -> np.ndarray:
         """The metric interpolated at ``times`` (NaN outside the run's range)."""
-        x, y = self._xy.get(int(run_id), (np.empty(0), np.empty(0)))
+        x, y = self._curve(run_id)
         if len(x) < 2:
             return np.full(len(times), np.nan)
         return np.interp(times, x, y, left=np.nan, right=np.nan)
@@ -65,15 +78,17 @@ class Curves:
         slack = 1e-9 * max(1.0, abs(b))
         counts = []
         for r in run_ids:
-            x = self._xy.get(int(r), (np.empty(0), None))[0]
+            x = self._curve(r)[0]
             if len(x) < 2 or x[0] > a + slack or x[-1] < b - slack:
                 return np.empty(0)
             counts.append(int(np.sum((x >= a) & (x <= b))))
         n = max(min(counts), 3)
         return a + (np.arange(n) + 0.5) * (b - a) / n
 
-    def window(self, run_id: int, a: float, b: float) -> SeriesMean:
-        return series_mean(self.at(run_id, self.grid([run_id], a, b)))
+    def window_mean(self, run_id: int, a: float, b: float) -> float:
+        """The run's time average over [a, b] on its own grid (NaN when it does not cover the window)."""
+        y = self.at(run_id, self.grid([run_id], a, b))
+        return float(np.mean(y)) if len(y) else math.nan
 
     def group_window(self, run_ids: Sequence[int], a: float, b: float) -> list[SeriesMean]:
         """Each run's time average over [a, b] on the group's shared grid (``stats.replicate_means``)."""
