@@ -63,7 +63,7 @@ async function refreshTrajectories() {
   document.body.dataset.plotPoints = String(data.points_drawn);
   document.getElementById("plot-note").textContent =
     `${data.n_runs} runs, ${data.traces.length} ${data.seeds === "band" ? "settings (mean ± sd over seeds)" : "lines"}, ` +
-    `${data.points_drawn} points drawn (min/max of ${data.buckets} buckets per run).`;
+    `${data.points_drawn} points drawn (${data.seeds === "band" ? "means" : "min and max"} of ${data.buckets} x buckets per run).`;
 }
 
 async function refreshScaling() {
