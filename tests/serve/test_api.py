@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from urllib.parse import quote
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
+from db import writer
+from db.models import HEARTBEAT_GRACE_S, Study
 from db.queries import runs_with_final, verdicts_frame
+from db.types import utcnow
 from sweeper.checks import registry
 from sweeper.checks.base import StudyData
 from tests.serve.conftest import EVIL, STUDY
+from tests.serve.synthetic import create_study, trial_configs
 
 API = f"/api/studies/{STUDY}"
 
@@ -160,3 +167,19 @@ def test_json_is_strict_and_html_in_names_is_data(client, engine):
     body = client.get(f"{API}/runs").text
     assert "NaN" not in body and "Infinity" not in body
     assert pd.isna(runs_with_final(engine, STUDY).final_noise_scale).all()  # NaN in the frame, null in the JSON
+
+
+def test_a_study_whose_driver_died_reads_as_interrupted(client, engine):
+    """The liveness rule of `sweeper studies`: running with a heartbeat older than HEARTBEAT_GRACE_S."""
+    ids = create_study(engine, "stale", trial_configs([0.1], [1], [0, 1]))
+    with Session(engine) as session, session.begin():
+        study_id = session.scalar(sa.select(Study.id).where(Study.name == "stale"))
+        writer.write_heartbeat(session, study_id, at=utcnow() - dt.timedelta(seconds=HEARTBEAT_GRACE_S + 5))
+        writer.update_run(session, ids["t00000"], status="running")
+    assert ok(client, "/api/studies/stale")["status"] == "interrupted"
+    statuses = [r["status"] for r in ok(client, "/api/studies/stale/runs")["rows"]]
+    assert statuses == ["interrupted", "pending"]
+    assert ok(client, "/api/studies/stale/runs", where="status = 'interrupted'")["count"] == 1
+    with Session(engine) as session, session.begin():
+        writer.write_heartbeat(session, study_id)
+    assert ok(client, "/api/studies/stale")["status"] == "running"
