@@ -38,9 +38,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from sweeper.reporter import POINT_FIELDS  # noqa: E402  (stdlib-only module: importable under MLflow's Python)
-
-METRICS = tuple(f for f in POINT_FIELDS if f != "step")
+from db.models import POINT_METRICS as METRICS  # noqa: E402  (SQLAlchemy only: importable under MLflow's Python)
 MLFLOW_MAX_METRICS_PER_CALL = 1000
 
 

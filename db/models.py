@@ -18,8 +18,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from sweeper.reporter import POINT_FIELDS
-
 from db.types import PortableFloat, PortableJSON, UTCDateTime, utcnow
 
 __all__ = [
@@ -32,6 +30,7 @@ __all__ = [
     "STUDY_STATUSES",
     "RUN_STATUSES",
     "VERDICT_VALUES",
+    "POINT_FIELDS",
     "POINT_METRICS",
     "RUN_HPARAMS",
     "HEARTBEAT_S",
@@ -47,27 +46,6 @@ HEARTBEAT_S = 30.0
 HEARTBEAT_GRACE_S = 3 * HEARTBEAT_S
 """A ``running`` study whose heartbeat is older than this (or missing) is read as ``interrupted``: its driver died."""
 
-POINT_METRICS = tuple(f for f in POINT_FIELDS if f != "step")
-"""The float columns of ``points`` besides the key ``(run_id, step)``."""
-
-RUN_HPARAMS = (
-    "optimizer",
-    "model",
-    "dataset",
-    "batch_size",
-    "lr",
-    "weight_decay",
-    "svag_l",
-    "seed",
-    "momentum",
-    "beta1",
-    "beta2",
-    "eps",
-    "scaling_rule",
-    "kappa",
-)
-"""The typed hyperparameter columns of ``runs`` (the rest of a trial's config is in ``runs.config``)."""
-
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -75,6 +53,10 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+_HPARAM = {"hparam": True}
+"""``info`` of the ``runs`` columns that are hyperparameters (RUN_HPARAMS is read from it)."""
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -140,20 +122,20 @@ class Run(Base):
     trial_index: Mapped[int] = mapped_column(sa.Integer)
     status: Mapped[str] = mapped_column(sa.String(16), default="pending")
 
-    optimizer: Mapped[str] = mapped_column(sa.String(32))
-    model: Mapped[str] = mapped_column(sa.String(64))
-    dataset: Mapped[str] = mapped_column(sa.String(64))
-    batch_size: Mapped[int] = mapped_column(sa.Integer)
-    lr: Mapped[float] = mapped_column(PortableFloat)
-    weight_decay: Mapped[float] = mapped_column(PortableFloat)
-    svag_l: Mapped[float] = mapped_column(PortableFloat)
-    seed: Mapped[int] = mapped_column(sa.Integer)
-    momentum: Mapped[float | None] = mapped_column(PortableFloat)
-    beta1: Mapped[float | None] = mapped_column(PortableFloat)
-    beta2: Mapped[float | None] = mapped_column(PortableFloat)
-    eps: Mapped[float | None] = mapped_column(PortableFloat)
-    scaling_rule: Mapped[str | None] = mapped_column(sa.String(16))
-    kappa: Mapped[float | None] = mapped_column(PortableFloat)
+    optimizer: Mapped[str] = mapped_column(sa.String(32), info=_HPARAM)
+    model: Mapped[str] = mapped_column(sa.String(64), info=_HPARAM)
+    dataset: Mapped[str] = mapped_column(sa.String(64), info=_HPARAM)
+    batch_size: Mapped[int] = mapped_column(sa.Integer, info=_HPARAM)
+    lr: Mapped[float] = mapped_column(PortableFloat, info=_HPARAM)
+    weight_decay: Mapped[float] = mapped_column(PortableFloat, info=_HPARAM)
+    svag_l: Mapped[float] = mapped_column(PortableFloat, info=_HPARAM)
+    seed: Mapped[int] = mapped_column(sa.Integer, info=_HPARAM)
+    momentum: Mapped[float | None] = mapped_column(PortableFloat, info=_HPARAM)
+    beta1: Mapped[float | None] = mapped_column(PortableFloat, info=_HPARAM)
+    beta2: Mapped[float | None] = mapped_column(PortableFloat, info=_HPARAM)
+    eps: Mapped[float | None] = mapped_column(PortableFloat, info=_HPARAM)
+    scaling_rule: Mapped[str | None] = mapped_column(sa.String(16), info=_HPARAM)
+    kappa: Mapped[float | None] = mapped_column(PortableFloat, info=_HPARAM)
     config: Mapped[dict[str, Any]] = mapped_column(PortableJSON)
 
     host: Mapped[str | None] = mapped_column(sa.String(255))
@@ -194,6 +176,15 @@ class Point(Base):
     noise_trace: Mapped[float | None] = mapped_column(PortableFloat)
     grad_sq: Mapped[float | None] = mapped_column(PortableFloat)
     noise_scale: Mapped[float | None] = mapped_column(PortableFloat)
+
+
+POINT_METRICS: tuple[str, ...] = tuple(c.name for c in Point.__table__.columns if not c.primary_key)
+"""The float columns of ``points`` besides the key ``(run_id, step)``, in table order."""
+POINT_FIELDS: tuple[str, ...] = ("step", *POINT_METRICS)
+"""The keys of a point as a trial reports it (``sweeper.reporter.Report.points``)."""
+RUN_HPARAMS: tuple[str, ...] = tuple(c.name for c in Run.__table__.columns if c.info.get("hparam"))
+"""The typed hyperparameter columns of ``runs`` (the rest of a trial's config is in ``runs.config``), in table
+order: what ``TrialConfig.hyperparameters()`` returns and ``db.writer.ensure_runs`` stores."""
 
 
 class Diagnostic(Base):

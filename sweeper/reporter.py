@@ -5,13 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-Status = Literal["running", "completed", "diverged"]
+from db.models import POINT_FIELDS  # noqa: F401  (the keys of a point: the columns of the points table)
 
-POINT_FIELDS = (
-    "step", "effective_step", "epoch", "sde_time", "lr", "weight_decay", "train_loss", "train_acc",
-    "test_loss", "test_acc", "weight_norm", "effective_lr", "angular_update", "grad_norm",
-    "noise_trace", "grad_sq", "noise_scale",
-)
+Status = Literal["running", "completed", "diverged"]
 
 
 @dataclass

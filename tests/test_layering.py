@@ -119,8 +119,6 @@ def test_the_graph_sees_the_known_imports():
     assert "db.migrate" in graph["db.engine"]  # an import inside a function
 
 
-@pytest.mark.xfail(strict=True, reason="db/models.py imports sweeper.reporter.POINT_FIELDS; the helper reworking "
-                                       "db/models.py (issue 12) moves the point fields below sweeper")
 def test_db_imports_neither_sweeper_nor_cli():
     assert edges_into("sweeper", modules_of("db")) + edges_into("cli", modules_of("db")) == []
 

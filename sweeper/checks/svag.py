@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from db.models import RUN_HPARAMS
 from sweeper.checks.base import StudyData, Verdict, inconclusive
 from sweeper.checks.defaults import ADAPTIVE, ALPHA, METRIC, RELATIVE, SEEDS_HINT, WINDOWS
 from sweeper.checks.lsr import metric_or_none
@@ -44,8 +45,8 @@ from sweeper.checks.windows import Comparison, Curves, Group, compare, decide, e
 NAME = "svag"
 DELTA = 0.5  # exponent tolerance: the distance must shrink at least like x^(−1+δ)
 Z = 2.0  # standard errors for "measurable" distances and the slope decision
-GROUP_KEYS = ("optimizer", "batch_size", "lr", "weight_decay", "momentum", "beta1", "beta2", "eps",
-              "scaling_rule", "kappa")
+GROUP_KEYS = tuple(k for k in RUN_HPARAMS if k not in ("svag_l", "seed"))
+"""Runs that differ only in l (the compared axis) and the seed (the replicates) form a group."""
 LEVELS_HINT = "sweep.svag_l = [1, 2, 4, 8] (l = 1 is SGD; ≥ 3 levels give two distances for a rate)"
 
 
@@ -161,9 +162,11 @@ class SvagGroup:
                 "note": self.note}
 
 
-def _group(points: pd.DataFrame, label: str, runs: pd.DataFrame, metric: str, relative: float, windows: int,
+def _group(curves: Curves, label: str, runs: pd.DataFrame, relative: float, windows: int,
            alpha: float) -> SvagGroup:
-    """Distances, rate and the SGD-vs-largest-level comparison for one group (module docstring)."""
+    """Distances, rate and the SGD-vs-largest-level comparison for one group (module docstring), on ``curves``
+    (the study's curves of the compared metric against SDE time)."""
+    metric = curves.metric
     xs = sorted(float(x) for x in runs._x.unique())
     by_x = {x: runs[np.isclose(runs._x, x)] for x in xs}
     res = SvagGroup(label, metric, xs, {x: [int(r) for r in g.run_id] for x, g in by_x.items()})
@@ -181,7 +184,6 @@ def _group(points: pd.DataFrame, label: str, runs: pd.DataFrame, metric: str, re
     if empty:
         res.note, res.missing = f"no completed run at x = {', '.join(f'{x:g}' for x in empty)}", [SEEDS_HINT]
         return res
-    curves = Curves(points, metric)
     lv = [x for x in xs if len(done[x])]
     t_end = float(np.nanmin([curves.end(r) for x in lv for r in done[x].run_id]))
     edges = np.linspace(0.0, t_end, windows + 1)
@@ -253,7 +255,8 @@ def check(data: StudyData, *, metric: str | None = None, tolerance: float | None
                    f"{Z:g} SE); SGD vs largest l: every window's one-sided {100 * (1 - alpha):g}% bounds within "
                    f"±r·|largest-l value|, r = {relative:g} as in lsr; fails: a window beyond it (Holm, α = "
                    f"{alpha:g}); K = {windows}")}
-    name, bad = metric_or_none(data.points, metric)
+    points = data.point_columns(metric or METRIC, "sde_time")
+    name, bad = metric_or_none(points, metric)
     params = {"metric": name or METRIC, "windows": windows, "alpha": alpha, "axis": "sde_time"}
     runs = data.finished_runs()
     if "svag_l" not in runs or runs.svag_l.fillna(1.0).nunique() < 2:
@@ -262,7 +265,8 @@ def check(data: StudyData, *, metric: str | None = None, tolerance: float | None
     if bad:
         return inconclusive(NAME, f"Cannot compare: {bad}.", [f"--metric: a recorded point column ({bad})"],
                             tolerance=tol, parameters=params)
-    groups = [_group(data.points, label, g, name, relative, windows, alpha) for label, g in _groups(runs)
+    curves = Curves(points, name)
+    groups = [_group(curves, label, g, relative, windows, alpha) for label, g in _groups(runs)
               if g._x.nunique() >= 2]
     if not groups:
         return inconclusive(NAME, "No group of runs differs only in l.", [LEVELS_HINT], tolerance=tol,
