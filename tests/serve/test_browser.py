@@ -3,14 +3,13 @@ while a thread writes points (as a launch's driver would), and the page — with
 shows the point count growing; then a screenshot at 1400 px.
 
 Needs ``chromium`` on PATH (``.ci/chromium.sh`` installs it): skipped locally without it, but fails when ``CI``
-is set (the rule of tests/report/test_report.py). The page records each point count it polled in
+is set (the ``chromium`` fixture and ``browse`` of tests/report/test_report.py). The page records each point count it polled in
 ``body[data-points-seen]`` and the points it drew in ``data-points`` of the plot, which ``--dump-dom`` shows.
 """
 
 from __future__ import annotations
 
 import re
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from matplotlib.image import imread
 
 from db.engine import open_db
 from sweeper.serve import create_app
-from tests.report.test_report import CHROMIUM_FLAGS, chromium  # noqa: F401 (the fixture)
+from tests.report.test_report import browse, chromium  # noqa: F401 (chromium: the fixture)
 from tests.serve.synthetic import LiveWriter, create_study, trial_configs
 
 
@@ -48,12 +47,6 @@ def served(tmp_path: Path) -> Iterator[tuple[str, LiveWriter]]:
     server.should_exit = True
     thread.join(timeout=10)
     engine.dispose()
-
-
-def browse(chromium: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:  # noqa: F811
-    profile.mkdir(exist_ok=True)
-    return subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args], capture_output=True,
-                          text=True, timeout=120, check=False)
 
 
 @pytest.mark.slow
