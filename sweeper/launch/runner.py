@@ -139,7 +139,6 @@ def init_ray(options: LaunchOptions) -> dict[str, Any]:
     address = options.address or os.environ.get("RAY_ADDRESS")
     if address:
         kwargs.pop("include_dashboard")
-        _setdefault_environment(_cluster_auth_environment())
         ray.init(address=address, **kwargs)
     else:
         _setdefault_environment(LOCAL_RAY_ENVIRONMENT)  # the raylet (and its workers) inherit this environment
@@ -148,15 +147,14 @@ def init_ray(options: LaunchOptions) -> dict[str, Any]:
     return _cluster_size()
 
 
-def _cluster_auth_environment() -> dict[str, str]:
-    """``RAY_AUTH_MODE=token`` where this machine has a Ray auth token, else nothing.
-
-    ``ray start`` (Ray ≥ 2.5x) enables token authentication and writes the token to ``~/.ray/auth_token``; a
-    driver given ``HOST:PORT`` sends it only in token mode (``auto`` finds it by itself), and without it the
-    connection is refused after a minute of retries. Token mode also connects to a cluster without
-    authentication, so it is safe wherever a token exists."""
-    token_file = os.environ.get("RAY_AUTH_TOKEN_PATH") or str(Path.home() / ".ray" / "auth_token")
-    return {"RAY_AUTH_MODE": "token"} if os.environ.get("RAY_AUTH_TOKEN") or Path(token_file).is_file() else {}
+def _auth_hint() -> str:
+    """A hint for a refused connection when Ray's token authentication may be why: ``ray start`` enables it and
+    keeps the token in ``~/.ray/auth_token``, but a driver given ``HOST:PORT`` sends it only with
+    ``RAY_AUTH_MODE=token`` (Ray's choice: a token is not sent to an arbitrary address unasked)."""
+    token = os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token"
+    if os.environ.get("RAY_AUTH_MODE") or not Path(token).is_file():
+        return ""
+    return " (a cluster started by `ray start` wants its auth token: export RAY_AUTH_MODE=token)"
 
 
 def _cluster_size() -> dict[str, Any]:
@@ -233,7 +231,7 @@ def _create_study(engine: Engine, spec: StudySpec, trials: list[TrialConfig],
                 raise taken
             study = ensure_study(session, spec.name, spec.model_dump(mode="json"), git_commit=_git_commit())
             update_study(session, study.id, storage=storage, heartbeat_at=utcnow())  # alive from here on
-            return study.id, ensure_runs(session, study, [t.model_dump(mode="json") for t in trials])
+            return study.id, ensure_runs(session, study, list(trials))
     except sa.exc.IntegrityError:
         raise taken from None
 
@@ -284,7 +282,7 @@ def resume_study(name: str, options: LaunchOptions) -> StudyOutcome:
         Journal(journal_path(storage, name)).replay(engine)  # results an outage kept from the database
         trials = expand(spec)
         with Session(engine) as session, session.begin():
-            run_ids = ensure_runs(session, study_id, [t.model_dump(mode="json") for t in trials])
+            run_ids = ensure_runs(session, study_id, list(trials))
             if options.retry_failed:
                 session.execute(sa.update(Run).where(Run.study_id == study_id, Run.status == "failed")
                                 .values(status="pending"))
@@ -381,8 +379,9 @@ def _ray(options: LaunchOptions) -> Iterator[dict[str, Any]]:
     try:
         size = init_ray(options)
     except (ConnectionError, TimeoutError, RuntimeError) as exc:
-        raise LaunchError(f"cannot connect to the Ray cluster at {options.address!r}: {str(exc).splitlines()[0]}; "
-                          "run `ray status` on its head node, or use --address auto on a node of the cluster") from None
+        raise LaunchError(f"cannot connect to the Ray cluster at {options.address!r}: {str(exc).splitlines()[0]}"
+                          f"{_auth_hint()}; run `ray status` on its head node, or use --address auto on a node of "
+                          "the cluster") from None
     try:
         yield size
     finally:
