@@ -1,14 +1,14 @@
 """Synthetic studies written through ``db.writer`` (no training): the dashboard's tests and ``bench/bench_serve.py``.
 
-A study is a grid lr × κ (linear scaling path: B = κ·B0, η = κ·η0) × seed of SGD runs whose loss decays as
-``0.5 + exp(-t)`` in SDE time t (so the linear scaling rule holds by construction) plus seeded noise. Points are at
-raw steps 0, ``stride``, 2·``stride``, … with ``epoch`` = step·B/n_train and ``sde_time`` = step·η, and carry the
-columns a trial logs without the online noise scale (``noise_trace``, ``grad_sq``, ``noise_scale`` stay NULL).
+A study is the real expansion (``sweeper.expand``) of a linreg spec: η0 × κ (linear scaling path: B = κ·B0,
+η = κ·η0) × seeds of SGD trials, whose points are made up: the loss decays as ``0.5 + exp(-t)`` in SDE time t (so
+the linear scaling rule holds by construction) plus seeded noise. Points are at raw steps 0, ``stride``,
+2·``stride``, … with ``epoch`` = step·B/n_train and ``sde_time`` = step·η, and carry the columns a trial logs
+without the online noise scale (``noise_trace``, ``grad_sq``, ``noise_scale`` stay NULL).
 """
 
 from __future__ import annotations
 
-import itertools
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -20,25 +20,23 @@ from sqlalchemy.orm import Session
 
 from db import writer
 from db.models import Study
+from db.queries import runs_frame
+from sweeper.expand import TrialConfig, expand
+from tests.helpers import make_spec
 
 N_TRAIN = 4096
 B0 = 8
 
 
-def trial_configs(lrs: Sequence[float], kappas: Sequence[float], seeds: Sequence[int]) -> list[dict[str, Any]]:
-    """One trial config per (η0, κ, seed), as the launcher hands them to the writer."""
-    out = []
-    for i, (lr0, kappa, seed) in enumerate(itertools.product(lrs, kappas, seeds)):
-        out.append({
-            "trial_id": f"t{i:05d}", "trial_index": i, "optimizer": {"name": "sgd", "momentum": 0.0},
-            "model": {"name": "linear"}, "data": {"name": "linreg", "n_train": N_TRAIN},
-            "batch_size": int(B0 * kappa), "lr": lr0 * kappa, "weight_decay": 0.0, "svag_l": 1.0, "seed": seed,
-            "scaling": {"rule": "linear", "kappa": kappa, "base_batch_size": B0, "base_lr": lr0},
-        })
-    return out
+def trial_configs(lrs: Sequence[float], kappas: Sequence[float], seeds: Sequence[int]) -> list[TrialConfig]:
+    """The trials of η0 ∈ ``lrs`` × κ ∈ ``kappas`` × ``seeds`` (B0 = 8), as ``sweeper launch`` expands them."""
+    spec = make_spec(name="synthetic", seeds=list(seeds), data={"name": "linreg", "n_train": N_TRAIN, "dim": 8},
+                     sweep={"batch_size": [B0], "lr": list(lrs)},
+                     scaling={"rule": "linear", "factors": list(kappas)})
+    return expand(spec)
 
 
-def create_study(engine: Engine, name: str, configs: list[dict[str, Any]], *, spec: dict[str, Any] | None = None,
+def create_study(engine: Engine, name: str, trials: Sequence[TrialConfig], *, spec: dict[str, Any] | None = None,
                  status: str = "running") -> dict[str, int]:
     """The study (``status``; a running one gets a fresh heartbeat) and its pending runs; returns
     ``{trial_id: run_id}``."""
@@ -46,13 +44,19 @@ def create_study(engine: Engine, name: str, configs: list[dict[str, Any]], *, sp
         study = writer.ensure_study(session, name, spec or {"name": name, "seeds": [0]}, status=status)
         if status == "running":
             writer.write_heartbeat(session, study.id)
-        return writer.ensure_runs(session, study, configs)
+        return writer.ensure_runs(session, study, list(trials))
 
 
-def trajectory(config: dict[str, Any], steps: np.ndarray) -> list[dict[str, Any]]:
+def run_ids(engine: Engine, name: str) -> dict[tuple[float, float, int], int]:
+    """``{(lr, κ, seed): run_id}`` of a study (lr as run: κ·η0)."""
+    runs = runs_frame(engine, name)
+    return {(float(r.lr), float(r.kappa), int(r.seed)): int(r.run_id) for r in runs.itertuples()}
+
+
+def trajectory(trial: TrialConfig, steps: np.ndarray) -> list[dict[str, Any]]:
     """The run's points at ``steps`` (raw steps)."""
-    lr, batch = float(config["lr"]), int(config["batch_size"])
-    rng = np.random.default_rng([int(config["seed"]), int(config["trial_index"])])
+    lr, batch = float(trial.lr), int(trial.batch_size)
+    rng = np.random.default_rng([int(trial.seed), int(trial.index)])
     t = steps * lr
     noise = 0.01 * rng.standard_normal((2, len(steps)))
     test = 0.5 + np.exp(-t) + noise[0]
@@ -64,11 +68,11 @@ def trajectory(config: dict[str, Any], steps: np.ndarray) -> list[dict[str, Any]
             for s, ti, a, b in zip(steps, t, train, test)]
 
 
-def write_run(engine: Engine, run_id: int, config: dict[str, Any], steps: np.ndarray, *,
+def write_run(engine: Engine, run_id: int, trial: TrialConfig, steps: np.ndarray, *,
               status: str | None = None) -> None:
     """Write the run's points at ``steps`` (and set its status when given) in one transaction."""
     with Session(engine) as session, session.begin():
-        writer.write_points(session, run_id, trajectory(config, steps))
+        writer.write_points(session, run_id, trajectory(trial, steps))
         if status is not None:
             writer.update_run(session, run_id, status=status, steps_done=int(steps[-1]) if len(steps) else 0)
 
@@ -96,11 +100,11 @@ def build_study(engine: Engine, name: str, *, lrs: Sequence[float] = (0.05,), ka
                 seeds: Sequence[int] = (0, 1), points: int = 50, stride: int = 10, status: str = "completed",
                 spec: dict[str, Any] | None = None, study_status: str = "completed") -> dict[str, int]:
     """A whole study: every run with ``points`` points and ``status``; returns ``{trial_id: run_id}``."""
-    configs = trial_configs(lrs, kappas, seeds)
-    ids = create_study(engine, name, configs, spec=spec, status=study_status)
+    trials = trial_configs(lrs, kappas, seeds)
+    ids = create_study(engine, name, trials, spec=spec, status=study_status)
     steps = np.arange(points) * stride
-    for config in configs:
-        write_run(engine, ids[config["trial_id"]], config, steps, status=status)
+    for trial in trials:
+        write_run(engine, ids[trial.trial_id], trial, steps, status=status)
     return ids
 
 
@@ -109,10 +113,10 @@ class LiveWriter(threading.Thread):
     of every run (and a heartbeat), until each run has ``points`` points (then its status is completed) or
     :meth:`stop` is called. ``batches`` counts the batches written."""
 
-    def __init__(self, engine: Engine, name: str, configs: list[dict[str, Any]], ids: dict[str, int], *,
+    def __init__(self, engine: Engine, name: str, trials: Sequence[TrialConfig], ids: dict[str, int], *,
                  points: int, batch: int, interval: float, stride: int = 10):
         super().__init__(daemon=True)
-        self.engine, self.name, self.configs, self.ids = engine, name, configs, ids
+        self.engine, self.name, self.trials, self.ids = engine, name, trials, ids
         self.steps = np.arange(points) * stride
         self.batch, self.interval, self.batches = batch, interval, 0
         self._stop_event = threading.Event()
@@ -124,8 +128,8 @@ class LiveWriter(threading.Thread):
             if self._stop_event.wait(self.interval):
                 return
             last = start + self.batch >= len(self.steps)
-            for config in self.configs:
-                write_run(self.engine, self.ids[config["trial_id"]], config, self.steps[start:start + self.batch],
+            for trial in self.trials:
+                write_run(self.engine, self.ids[trial.trial_id], trial, self.steps[start:start + self.batch],
                           status="completed" if last else "running")
             writer.write_heartbeat(self.engine, study_id)
             self.batches += 1

@@ -17,7 +17,7 @@ from db.queries import runs_with_final, verdicts_frame
 from db.types import utcnow
 from sweeper.checks import registry
 from sweeper.checks.base import StudyData
-from tests.serve.conftest import EVIL, STUDY
+from tests.serve.conftest import DIAGNOSED, EVIL, STUDY
 from tests.serve.synthetic import create_study, trial_configs
 
 API = f"/api/studies/{STUDY}"
@@ -88,8 +88,8 @@ def test_scaling_view(client):
 def test_diagnostics_and_covariance(client, run_ids):
     data = ok(client, f"{API}/diagnostics", x="step")
     assert data["kinds"] == ["noise", "sharpness", "trajectory_stats", "covariance"]
-    assert [r["run_id"] for r in data["covariance_runs"]] == sorted(run_ids[t] for t in ("t00000", "t00001"))
-    spectra = ok(client, f"{API}/covariance/{run_ids['t00000']}")
+    assert [r["run_id"] for r in data["covariance_runs"]] == sorted(run_ids[k] for k in DIAGNOSED)
+    spectra = ok(client, f"{API}/covariance/{run_ids[DIAGNOSED[0]]}")
     assert [m["step"] for m in spectra["measurements"]] == [0, 100, 245, 250, 490]
 
 
@@ -112,9 +112,10 @@ def test_verdicts_and_the_run_check_button(client, engine):
 
 
 def test_run_routes(client, run_ids):
-    rid = run_ids["t00000"]
+    rid = run_ids[DIAGNOSED[0]]
     run = ok(client, f"/api/runs/{rid}")
-    assert run["study"] == STUDY and run["config"]["trial_id"] == "t00000" and run["n_points"] == 50
+    assert run["study"] == STUDY and run["config"]["trial_id"] == run["trial_id"] and run["n_points"] == 50
+    assert (run["lr"], run["kappa"], run["seed"], run["config"]["scaling"]["base_lr"]) == (0.05, 1.0, 0, 0.05)
     traj = ok(client, f"/api/runs/{rid}/trajectory", metric="test_loss", x="step")
     assert len(traj["traces"]) == 1 and len(traj["traces"][0]["x"]) == 50  # 50 points < 800 buckets: all kept
     diag = ok(client, f"/api/runs/{rid}/diagnostics")
@@ -171,11 +172,12 @@ def test_json_is_strict_and_html_in_names_is_data(client, engine):
 
 def test_a_study_whose_driver_died_reads_as_interrupted(client, engine):
     """The liveness rule of `sweeper studies`: running with a heartbeat older than HEARTBEAT_GRACE_S."""
-    ids = create_study(engine, "stale", trial_configs([0.1], [1], [0, 1]))
+    trials = trial_configs([0.1], [1], [0, 1])
+    ids = create_study(engine, "stale", trials)
     with Session(engine) as session, session.begin():
         study_id = session.scalar(sa.select(Study.id).where(Study.name == "stale"))
         writer.write_heartbeat(session, study_id, at=utcnow() - dt.timedelta(seconds=HEARTBEAT_GRACE_S + 5))
-        writer.update_run(session, ids["t00000"], status="running")
+        writer.update_run(session, ids[trials[0].trial_id], status="running")
     assert ok(client, "/api/studies/stale")["status"] == "interrupted"
     statuses = [r["status"] for r in ok(client, "/api/studies/stale/runs")["rows"]]
     assert statuses == ["interrupted", "pending"]

@@ -29,9 +29,9 @@ from tests.serve.synthetic import LiveWriter, create_study, trial_configs
 def served(tmp_path: Path) -> Iterator[tuple[str, LiveWriter]]:
     """The dashboard on a free loopback port over a study of 8 runs that gains 2 points per run every 0.1 s."""
     engine = open_db(f"sqlite:///{tmp_path / 'live.db'}", create=True)
-    configs = trial_configs([0.05, 0.1], [1, 2], [0, 1])
-    ids = create_study(engine, "live-study", configs)
-    writer = LiveWriter(engine, "live-study", configs, ids, points=600, batch=2, interval=0.1)
+    trials = trial_configs([0.05, 0.1], [1, 2], [0, 1])
+    ids = create_study(engine, "live-study", trials)
+    writer = LiveWriter(engine, "live-study", trials, ids, points=600, batch=2, interval=0.1)
     server = uvicorn.Server(uvicorn.Config(create_app(engine, allowed_hosts=["127.0.0.1"]), host="127.0.0.1",
                                            port=0, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)

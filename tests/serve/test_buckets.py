@@ -28,8 +28,8 @@ def series() -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture
 def stored(db_url: str):
     engine = open_db(db_url, create=True)
-    config = trial_configs([0.1], [1], [0])[0]
-    run_id = create_study(engine, "known", [config])[config["trial_id"]]
+    trial = trial_configs([0.1], [1], [0])[0]
+    run_id = create_study(engine, "known", [trial])[trial.trial_id]
     steps, y = series()
     writer.write_points(engine, run_id, [{"step": int(s), "epoch": s / 100, "test_loss": float(v)}
                                          for s, v in zip(steps, y)]

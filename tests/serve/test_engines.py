@@ -11,6 +11,7 @@ from sweeper.serve import create_app
 from tests.serve.synthetic import (
     build_study,
     create_study,
+    run_ids,
     trial_configs,
     write_diagnostics,
 )
@@ -35,8 +36,8 @@ def strip(value):
 def answers(url: str) -> dict[str, object]:
     engine = open_db(url, create=True)
     try:
-        ids = build_study(engine, "s", lrs=[0.05], kappas=[1, 2], seeds=[0, 1], points=30)
-        write_diagnostics(engine, ids["t00000"], [0, 145, 290])
+        build_study(engine, "s", lrs=[0.05], kappas=[1, 2], seeds=[0, 1], points=30)
+        write_diagnostics(engine, run_ids(engine, "s")[0.05, 1.0, 0], [0, 145, 290])
         client = TestClient(create_app(engine))
         for page in PAGES:
             assert client.get(page).status_code == 200, page

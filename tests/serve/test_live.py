@@ -16,9 +16,9 @@ POINTS, BATCH = 40, 4
 @pytest.fixture
 def live(db_url: str):
     engine = open_db(db_url, create=True)
-    configs = trial_configs([0.05], [1, 2], [0, 1])
-    ids = create_study(engine, "live", configs)
-    writer = LiveWriter(engine, "live", configs, ids, points=POINTS, batch=BATCH, interval=0.02)
+    trials = trial_configs([0.05], [1, 2], [0, 1])
+    ids = create_study(engine, "live", trials)
+    writer = LiveWriter(engine, "live", trials, ids, points=POINTS, batch=BATCH, interval=0.02)
     yield engine, writer
     writer.stop()
     engine.dispose()

@@ -41,10 +41,10 @@ def test_study_page(client):
 
 def test_run_page_shows_config_status_and_error(client, engine):
     runs = runs_frame(engine, STUDY)
-    failed = int(runs.loc[runs.status == "failed", "run_id"].iloc[0])
-    html = page(client, f"/runs/{failed}")
+    failed = runs[runs.status == "failed"].iloc[0]
+    html = page(client, f"/runs/{int(failed.run_id)}")
     assert 'class="badge failed"' in html and "RuntimeError: boom" in html
-    assert "&#34;trial_id&#34;: &#34;t00007&#34;" in html  # the config as JSON text
+    assert f"&#34;trial_id&#34;: &#34;{failed.trial_id}&#34;" in html  # the config as JSON text
     assert f'href="/studies/{STUDY}"' in html
 
 

@@ -10,7 +10,7 @@ from db.queries import points_frame
 from sweeper.checks import quantities
 from sweeper.checks.base import StudyData
 from sweeper.serve.colours import MISSING, palette
-from tests.serve.conftest import STUDY
+from tests.serve.conftest import DIAGNOSED, STUDY
 from tests.serve.synthetic import B0, N_TRAIN
 
 API = f"/api/studies/{STUDY}"
@@ -19,7 +19,7 @@ API = f"/api/studies/{STUDY}"
 def test_seed_band_is_mean_and_sd_over_seeds(client, engine, run_ids):
     data = client.get(f"{API}/trajectories", params={"x": "step", "width": 100, "where": "lr = 0.05"}).json()
     (trace,) = data["traces"]  # lr = 0.05: κ = 1 of the lr0 = 0.05 path, seeds 0 and 1
-    assert trace["seeds"] == 2 and sorted(trace["run_ids"]) == sorted([run_ids["t00000"], run_ids["t00001"]])
+    assert trace["seeds"] == 2 and sorted(trace["run_ids"]) == sorted(run_ids[k] for k in DIAGNOSED)
     pts = points_frame(engine, STUDY, trace["run_ids"])
     # 100 buckets over steps 0–490: two steps per bucket in places, so compare bucket by bucket
     by_bucket = np.floor(pts.step.to_numpy() * (100 / 490 * (1 - 1e-9))).astype(int)
@@ -33,9 +33,9 @@ def test_seed_band_is_mean_and_sd_over_seeds(client, engine, run_ids):
 
 def test_lines_keep_every_point_when_the_plot_is_wider(client, engine, run_ids):
     data = client.get(f"{API}/trajectories", params={"x": "sde_time", "seeds": "lines", "width": 400,
-                                                     "where": f"run_id = {run_ids['t00003']}"}).json()
+                                                     "where": f"run_id = {run_ids[0.1, 2.0, 1]}"}).json()
     (trace,) = data["traces"]
-    pts = points_frame(engine, STUDY, [run_ids["t00003"]])
+    pts = points_frame(engine, STUDY, [run_ids[0.1, 2.0, 1]])
     assert trace["x"] == pytest.approx(pts.sde_time.tolist()) and trace["y"] == pytest.approx(pts.test_loss.tolist())
 
 
@@ -52,7 +52,7 @@ def test_scaling_band_is_the_baseline_within_the_tolerance(client):
 @pytest.mark.parametrize(("axis", "per_step"), [("step", 1.0), ("epoch", B0 / N_TRAIN), ("sde_time", 0.05)])
 def test_diagnostics_sit_on_the_time_axis(client, run_ids, axis, per_step):
     data = client.get(f"{API}/diagnostics", params={"x": axis, "where": "lr = 0.05"}).json()
-    (trace,) = [t for t in data["sharpness"]["lambda_max"] if t["run_ids"] == [run_ids["t00000"]]]
+    (trace,) = [t for t in data["sharpness"]["lambda_max"] if t["run_ids"] == [run_ids[DIAGNOSED[0]]]]
     steps = np.array([0, 100, 245, 250, 490])  # 245 lies between the logged points 240 and 250
     assert trace["x"] == pytest.approx(steps * per_step)
     assert trace["y"] == pytest.approx(10 + steps / 1000)  # λ_max as written
@@ -71,8 +71,9 @@ def test_noise_panel_and_the_b_star_prediction(client, engine):
 def test_levy_table_and_spectra(client, run_ids):
     view = client.get(f"{API}/diagnostics").json()
     rows = {r["run_id"]: r for r in view["levy"]["table"]}
-    assert rows[run_ids["t00000"]]["step"] == 490 and rows[run_ids["t00000"]]["levy_z"] == 0.5
-    spectra = client.get(f"{API}/covariance/{run_ids['t00001']}").json()["measurements"]
+    first = rows[run_ids[DIAGNOSED[0]]]
+    assert first["step"] == 490 and first["levy_z"] == 0.5
+    spectra = client.get(f"{API}/covariance/{run_ids[DIAGNOSED[1]]}").json()["measurements"]
     assert spectra[0]["eigenvalues"] == pytest.approx(0.5 ** np.arange(8))
     assert len({m["colour"] for m in spectra}) == len(spectra)
 
