@@ -66,20 +66,10 @@ def bench_sweeper(url: str, args: argparse.Namespace) -> float:
 
     engine = open_db(url, create=True)
     try:
-        configs = [
-            {
-                "trial_id": f"t{r}",
-                "optimizer": "sgd",
-                "model": "mlp",
-                "dataset": "teacher",
-                "batch_size": 128,
-                "lr": 0.1,
-                "weight_decay": 0.0,
-                "svag_l": 1.0,
-                "seed": r,
-            }
-            for r in range(args.runs)
-        ]
+        hparams = {"optimizer": "sgd", "model": "mlp", "dataset": "teacher", "batch_size": 128, "lr": 0.1,
+                   "weight_decay": 0.0, "svag_l": 1.0, "momentum": None, "beta1": None, "beta2": None, "eps": None,
+                   "scaling_rule": None, "kappa": None}
+        configs = [writer.PlainTrial(f"t{r}", r, hparams | {"seed": r}) for r in range(args.runs)]
         with Session(engine) as session, session.begin():
             study = writer.ensure_study(session, "bench", {"name": "bench"})
             run_ids = writer.ensure_runs(session, study, configs)

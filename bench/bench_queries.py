@@ -97,7 +97,7 @@ def build(path: Path, args: argparse.Namespace) -> None:
     engine = open_db(f"sqlite:///{tmp}", create=True)
     with Session(engine) as session, session.begin():
         study = writer.ensure_study(session, "bench", {"name": "bench"})
-        trials = [{"trial_id": f"t{i:05d}", "trial_index": i, **trial_hparams(i, args.runs)} for i in range(args.runs)]
+        trials = [writer.PlainTrial(f"t{i:05d}", i, trial_hparams(i, args.runs)) for i in range(args.runs)]
         run_ids = writer.ensure_runs(session, study, trials)
         for run_id in run_ids.values():
             writer.update_run(session, run_id, status="completed")

@@ -13,28 +13,28 @@ from db import writer
 from db.engine import open_db
 
 
-def trial_config(i: int, **overrides: Any) -> dict[str, Any]:
-    """A trial config as the launcher would hand it over."""
-    config: dict[str, Any] = {
+def trial_config(i: int, **overrides: Any) -> writer.PlainTrial:
+    """Trial ``i`` of an Adam study on a sqrt path; ``overrides`` replace hyperparameters."""
+    hparams: dict[str, Any] = {
+        "optimizer": "adam", "model": "mlp", "dataset": "teacher", "batch_size": [32, 64][i % 2],
+        "lr": [0.01, 0.02][i // 2 % 2], "weight_decay": 5e-4, "svag_l": 1.0, "seed": i, "momentum": None,
+        "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "scaling_rule": "sqrt", "kappa": 2.0,
+    } | overrides
+    config = {
         "trial_id": f"trial-{i:03d}",
-        "trial_index": i,
-        "optimizer": {"name": "adam", "beta1": 0.9, "beta2": 0.999, "eps": 1e-8},
-        "model": {"name": "mlp", "width": 64},
-        "data": {"name": "teacher", "n_train": 512},
-        "batch_size": [32, 64][i % 2],
-        "lr": [0.01, 0.02][i // 2 % 2],
-        "weight_decay": 5e-4,
-        "svag_l": 1.0,
-        "seed": i,
-        "scaling": {"rule": "sqrt", "kappa": 2.0},
+        "index": i,
+        "optimizer": {"name": hparams["optimizer"], "beta1": 0.9, "beta2": 0.999, "eps": 1e-8},
+        "model": {"name": hparams["model"], "width": 64},
+        "data": {"name": hparams["dataset"], "n_train": 512},
+        **{k: hparams[k] for k in ("batch_size", "lr", "weight_decay", "svag_l", "seed")},
+        "scaling": {"rule": hparams["scaling_rule"], "kappa": hparams["kappa"]},
         "schedule": {"lr": {"kind": "constant"}},
     }
-    config.update(overrides)
-    return config
+    return writer.PlainTrial(f"trial-{i:03d}", i, hparams, config)
 
 
 @pytest.fixture
-def make_config() -> Callable[..., dict[str, Any]]:
+def make_config() -> Callable[..., writer.PlainTrial]:
     """:func:`trial_config`, for tests that need more trial configs."""
     return trial_config
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from db import queries, writer
 from db.errors import StudySpecMismatch, UnknownRun, UnknownStudy
-from db.models import POINT_METRICS, Diagnostic, Point, Run, Study
+from db.models import POINT_METRICS, RUN_HPARAMS, Diagnostic, Point, Run, Study
 
 
 def count(engine: Engine, model: type, **where: object) -> int:
@@ -136,11 +136,11 @@ def test_update_study(engine: Engine, study: dict) -> None:
             writer.update_study(session, 12345, status="failed")
 
 
-def test_ensure_runs_idempotent(engine: Engine, study: dict, make_config: Callable[..., dict]) -> None:
+def test_ensure_runs_idempotent(engine: Engine, study: dict, make_config: Callable[..., writer.PlainTrial]) -> None:
     configs = [make_config(i) for i in range(6)]
     with Session(engine) as session, session.begin():
         ids = writer.ensure_runs(session, study["study_id"], configs)
-    assert list(ids) == [c["trial_id"] for c in configs]
+    assert list(ids) == [c.trial_id for c in configs]
     assert {k: ids[k] for k in study["runs"]} == study["runs"]  # the fixture's 4 runs keep their ids
     with Session(engine) as session, session.begin():
         assert writer.ensure_runs(session, study["study_id"], configs[::-1]) == {k: ids[k] for k in reversed(ids)}
@@ -153,39 +153,26 @@ def test_ensure_runs_idempotent(engine: Engine, study: dict, make_config: Callab
         assert (run.batch_size, run.lr, run.weight_decay, run.svag_l, run.seed) == (64, 0.01, 5e-4, 1.0, 5)
         assert (run.beta1, run.beta2, run.eps, run.momentum) == (0.9, 0.999, 1e-8, None)
         assert (run.scaling_rule, run.kappa) == ("sqrt", 2.0)
-        assert run.config == configs[5]
+        assert run.config == configs[5].config
 
 
-def test_ensure_runs_validation(engine: Engine, study: dict, make_config: Callable[..., dict]) -> None:
+def test_ensure_runs_validation(engine: Engine, study: dict, make_config: Callable[..., writer.PlainTrial]) -> None:
     with Session(engine) as session:
         with pytest.raises(ValueError, match="duplicate trial ids: trial-000"):
             writer.ensure_runs(session, study["study_id"], [make_config(0), make_config(0)])
-        bad = make_config(9)
-        del bad["lr"]
-        with pytest.raises(ValueError, match="trial-009: config lacks lr"):
-            writer.ensure_runs(session, study["study_id"], [bad])
-        with pytest.raises(ValueError, match="trial_id"):
-            writer.ensure_runs(session, study["study_id"], [{"lr": 0.1}])
+        with pytest.raises(ValueError, match="trial-009: no lr, seed"):
+            writer.ensure_runs(session, study["study_id"], [make_config(9, lr=None, seed=None)])
+        hparams = {k: v for k, v in make_config(9).hparams.items() if k != "svag_l"} | {"l": 1.0}
+        with pytest.raises(ValueError, match=r"trial-009: hyperparameters\(\) must give .*\(differs in l, svag_l\)"):
+            writer.ensure_runs(session, study["study_id"], [writer.PlainTrial("trial-009", 9, hparams, {})])
+    assert count(engine, Run, study_id=study["study_id"]) == 4  # nothing written
 
 
-def test_run_columns_flat_config() -> None:
-    flat = {
-        "trial_id": "x",
-        "optimizer": "sgd",
-        "model": "linear",
-        "dataset": "linreg",
-        "batch_size": 8,
-        "lr": 0.1,
-        "weight_decay": 0.0,
-        "svag_l": 2.0,
-        "seed": 0,
-        "momentum": 0.9,
-        "scaling_rule": "linear",
-        "kappa": 4.0,
-    }
-    cols = writer.run_columns(flat, index=3)
-    assert cols["trial_index"] == 3 and cols["momentum"] == 0.9 and cols["beta1"] is None
-    assert (cols["optimizer"], cols["dataset"], cols["scaling_rule"], cols["kappa"]) == ("sgd", "linreg", "linear", 4.0)
+def test_run_row_stores_the_hyperparameters_as_given(make_config: Callable[..., writer.PlainTrial]) -> None:
+    trial = make_config(3, optimizer="sgd", momentum=0.9, beta1=None, beta2=None, eps=None, scaling_rule="linear")
+    row = writer.run_row(trial)
+    assert row == {"trial_id": "trial-003", "trial_index": 3, **trial.hparams, "config": trial.config}
+    assert list(row)[2:-1] == list(RUN_HPARAMS)
 
 
 def test_update_run(engine: Engine, study: dict) -> None:
