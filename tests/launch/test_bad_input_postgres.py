@@ -33,7 +33,7 @@ def pg_db(pg_url):
     engine = open_db(pg_url, create=True)
     with Session(engine) as session, session.begin():
         ensure_runs(session, ensure_study(session, spec.name, spec.model_dump(mode="json")),
-                    [t.model_dump(mode="json") for t in expand(spec)])
+                    expand(spec))
     engine.dispose()
     return pg_url
 

@@ -27,7 +27,7 @@ def study(sqlite_url):
     engine = open_db(sqlite_url, create=True)
     with Session(engine) as session, session.begin():
         st = ensure_study(session, spec.name, spec.model_dump(mode="json"))
-        run_ids = ensure_runs(session, st, [t.model_dump(mode="json") for t in expand(spec)])
+        run_ids = ensure_runs(session, st, expand(spec))
         for run_id in run_ids.values():
             update_run(session, run_id, status="running")
         study_id = st.id
@@ -98,7 +98,7 @@ def test_a_launch_of_a_study_whose_driver_is_alive_is_one_line(sqlite_url, tmp_p
     engine = open_db(sqlite_url, create=True)
     with Session(engine) as session, session.begin():
         study_id = ensure_study(session, spec.name, spec.model_dump(mode="json")).id
-        ensure_runs(session, study_id, [t.model_dump(mode="json") for t in expand(spec)])
+        ensure_runs(session, study_id, expand(spec))
         update_study(session, study_id, heartbeat_at=dt.datetime.now(dt.timezone.utc))
     monkeypatch.setattr(runner, "_ray", lambda options: pytest.fail("reached Ray"))
     options = LaunchOptions(db_url=sqlite_url, storage=str(tmp_path / "ray"), progress=False)

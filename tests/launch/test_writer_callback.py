@@ -27,7 +27,7 @@ def setup(sqlite_url, tmp_path):
     engine = open_db(sqlite_url, create=True)
     with Session(engine) as session, session.begin():
         study = ensure_study(session, spec.name, spec.model_dump(mode="json"))
-        run_ids = ensure_runs(session, study, [t.model_dump(mode="json") for t in trials])
+        run_ids = ensure_runs(session, study, list(trials))
         session.expunge(study)
     commits: list[int] = []
     sa.event.listen(engine, "commit", lambda conn: commits.append(1))
