@@ -25,7 +25,7 @@ from cli.options import (
     StudyName,
     parse_pack,
 )
-from cli.output import EXIT_FAILED, database_problem, fail, print_json
+from cli.output import EXIT_BAD_INPUT, EXIT_FAILED, database_problem, fail, print_json
 from sweeper.limits import DEFAULT_MAX_TRIALS
 
 if TYPE_CHECKING:
@@ -106,8 +106,8 @@ def _execute(run, target, json_out: bool, **option_fields) -> None:
 
     try:
         outcome = run(target, LaunchOptions(progress=not json_out, **option_fields))
-    except (LaunchError, SweeperDBError) as exc:
-        fail(str(exc))
+    except (LaunchError, SweeperDBError) as exc:  # bad input (2), or a study stopped by a fault (StudyStopped: 1)
+        fail(str(exc), code=getattr(exc, "exit_code", EXIT_BAD_INPUT))
     except SpecError as exc:  # a stored spec that this version refuses (resume)
         fail(*exc.lines)
     except DBAPIError as exc:
