@@ -1,11 +1,11 @@
 #!/usr/bin/env python
 """Write throughput of the results database: ``db.writer.write_points`` vs MLflow's ``SqlAlchemyStore.log_batch``.
 
-Both write the same synthetic trajectories — ``--runs`` runs × ``--points`` points × every metric column of ``points``, sent in
-reports of ``--batch`` points (one transaction per report, as the driver's Tune callback does) — into a fresh
-database on the same engine: a SQLite file (WAL for sweeper, MLflow's defaults for MLflow) and, when a URL is
-given, a PostgreSQL server (a new database is created for each writer through that URL, and dropped afterwards).
-Throughput is counted in metric values per second (points × metric columns); the target is sweeper ≥ 10× MLflow.
+Both write the same synthetic trajectories — ``--runs`` runs × ``--points`` points × every metric column of ``points``,
+sent in reports of ``--batch`` points (one transaction per report, as the driver's Tune callback does) — into a fresh
+database on the same engine: a SQLite file (WAL for sweeper, MLflow's defaults for MLflow) and, when a URL is given, a
+PostgreSQL server (a new database is created for each writer through that URL, and dropped afterwards). Throughput is
+counted in metric values per second (points × metric columns); the target is sweeper ≥ 10× MLflow.
 
 MLflow is not a project dependency; give it its own virtual environment:
 
@@ -39,6 +39,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from db.models import POINT_METRICS as METRICS  # noqa: E402  (SQLAlchemy only: importable under MLflow's Python)
+
 MLFLOW_MAX_METRICS_PER_CALL = 1000
 
 

@@ -40,6 +40,7 @@ before (d6ff38c: a fresh worker per trial at nice 15) and after (reused workers 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import inspect
 import json
@@ -155,10 +156,8 @@ def _reap_all(timeout_s: float = 60.0) -> None:
         if time.monotonic() > deadline:
             for child, (ppid, _, _) in _proc_table().items():
                 if ppid == os.getpid():
-                    try:
+                    with contextlib.suppress(ProcessLookupError):
                         os.kill(child, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
             deadline = time.monotonic() + 10
         time.sleep(0.05)
 

@@ -23,8 +23,7 @@ import time
 import warnings
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: tests.serve.synthetic
 
 from db.engine import open_db
 from db.queries import list_studies, runs_frame
@@ -83,7 +82,8 @@ def main() -> None:
         page = [f"/studies/{STUDY}", api, f"{api}/runs", f"{api}/trajectories?width=1200",
                 f"{api}/scaling?width=1200", f"{api}/diagnostics", f"{api}/verdicts"]
         others = ["/", "/api/studies", f"{api}/trajectories?width=1200&seeds=lines",
-                  f"{api}/trajectories?width=1200&logx=1&x=epoch", f"{api}/trajectories?width=1200&where=kappa%20%3D%201",
+                  f"{api}/trajectories?width=1200&logx=1&x=epoch",
+                  f"{api}/trajectories?width=1200&where=kappa%20%3D%201",
                   f"{api}/runs?where=final_test_loss%20%3C%200.6&sort=final_test_loss", f"/runs/{run_id}",
                   f"/api/runs/{run_id}", f"/api/runs/{run_id}/trajectory", f"/api/runs/{run_id}/diagnostics"]
         print(f"\n{'route':72s} {'cpu s':>7s} {'wall s':>7s} {'status':>6s} {'bytes':>9s} {'cpu/1s':>7s}")

@@ -68,6 +68,6 @@ def parse_pack(value: str) -> int | str:
 
     if value == "auto":
         return value
-    if value.isascii() and value.isdigit() and int(value) >= 1:
-        return int(value)
-    fail(f"--pack: 'auto' or a whole number ≥ 1 (got {value!r})")
+    if not (value.isascii() and value.isdigit() and int(value) >= 1):
+        fail(f"--pack: 'auto' or a whole number ≥ 1 (got {value!r})")
+    return int(value)

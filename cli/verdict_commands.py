@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
 
 def verdicts(
     study: StudyName,
-    check: Annotated[CheckName, typer.Option("--check", help="Only this check's verdicts.")] = CheckName("all"),
+    check: Annotated[CheckName, typer.Option("--check", help="Only this check's verdicts.")] = CheckName["all"],
     db: Db = None,
     json_out: Json = False,
 ) -> None:

@@ -162,7 +162,7 @@ def expand(spec: StudySpec) -> list[TrialConfig]:
         path, sweep.batch_size, sweep.lr, sweep.weight_decay, sweep.svag_l,
         *[getattr(sweep, k) for k in opt_axes], spec.seeds,
     ):
-        optimizer = spec.optimizer.model_dump(mode="json") | dict(zip(opt_axes, opt_values))
+        optimizer = spec.optimizer.model_dump(mode="json") | dict(zip(opt_axes, opt_values, strict=True))
         batch_size, lr, scaling = b0, lr0, None
         if rule is not None:
             batch_size, lr, optimizer = scale_hyperparameters(rule, kappa, b0, lr0, optimizer)
@@ -193,4 +193,5 @@ def find_trial(trials: list[TrialConfig], key: str) -> TrialConfig:
             return trial
     if key.isascii() and key.isdigit() and int(key) < len(trials):
         return trials[int(key)]
-    raise KeyError(f"no trial {key!r}: give a trial id from `sweeper launch SPEC --dry-run` or an index 0..{len(trials) - 1}")
+    raise KeyError(f"no trial {key!r}: give a trial id from `sweeper launch SPEC --dry-run` or an index "
+                   f"0..{len(trials) - 1}")

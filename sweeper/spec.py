@@ -12,7 +12,7 @@ import itertools
 import math
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -184,7 +184,7 @@ class CifarData(_Strict):
         return self
 
 
-DataSpec = Annotated[Union[LinregData, TeacherData, Mnist1dData, CifarData], Field(discriminator="name")]
+DataSpec = Annotated[LinregData | TeacherData | Mnist1dData | CifarData, Field(discriminator="name")]
 
 
 # -------------------------------------------------------------------------------------------------- model
@@ -251,7 +251,7 @@ class VggModel(_ModelBase):
 
 
 ModelSpec = Annotated[
-    Union[LinearModel, MlpModel, CnnModel, PreResNetModel, VggModel], Field(discriminator="name")
+    LinearModel | MlpModel | CnnModel | PreResNetModel | VggModel, Field(discriminator="name")
 ]
 
 
@@ -290,7 +290,7 @@ class RmspropOptimizer(_Strict):
 
 
 OptimizerSpec = Annotated[
-    Union[SgdOptimizer, AdamOptimizer, RmspropOptimizer], Field(discriminator="name")
+    SgdOptimizer | AdamOptimizer | RmspropOptimizer, Field(discriminator="name")
 ]
 
 # ------------------------------------------------------------------------------------------ sweep, scaling
@@ -506,32 +506,13 @@ def _check_cross_fields(spec: StudySpec) -> None:
     for key in ("momentum", "beta1", "beta2", "eps"):
         if getattr(sweep, key) is not None and key not in allowed:
             raise _FieldProblem(f"sweep.{key}", f"not an axis of optimizer '{opt.name}' (allowed: {sorted(allowed)})")
-    n_train = _n_train(spec)
     kappas = spec.scaling.factors if spec.scaling else [1.0]
-    for b in sweep.batch_size:
-        for k in kappas:
-            scaled = b * k
-            if abs(scaled - round(scaled)) > 1e-9:
-                raise _FieldProblem("scaling.factors", f"κ={k:g} × batch_size {b} is not an integer batch size")
-            if n_train is not None and round(scaled) > n_train:
-                where = "sweep.batch_size" if k == 1 else "scaling.factors"
-                raise _FieldProblem(where, f"batch size {round(scaled)} exceeds data.n_train = {n_train}")
-    if spec.scaling:
-        for rule in spec.scaling.rule:
-            if rule == "sqrt" and opt.name not in ADAPTIVE:
-                raise _FieldProblem("scaling.rule", "'sqrt' is the rule for adam/rmsprop; use 'linear' for sgd")
-            if rule == "sqrt":
-                for beta_key in ("beta1", "beta2"):
-                    for beta in _axis_values(spec, beta_key):
-                        for k in kappas:
-                            if k * (1 - beta) >= 1:
-                                raise _FieldProblem(
-                                    "scaling.factors",
-                                    f"κ={k:g} makes 1-κ(1-{beta_key}) ≤ 0 for {beta_key}={beta:g}; "
-                                    f"use κ < {1 / (1 - beta):g} or a larger {beta_key}",
-                                )
+    _check_scaled_batch_sizes(spec, kappas)
+    if spec.scaling and "sqrt" in spec.scaling.rule:
+        _check_sqrt_scaling(spec, kappas)
     if spec.model.name in ("cnn", "preresnet", "vgg") and spec.data.name in ("linreg", "teacher"):
-        raise _FieldProblem("model.name", f"'{spec.model.name}' needs sequence or image data (mnist1d, cifar10, cifar100)")
+        raise _FieldProblem("model.name",
+                            f"'{spec.model.name}' needs sequence or image data (mnist1d, cifar10, cifar100)")
     if spec.diagnostics.online_noise and 1.0 in spec.sweep.svag_l:
         odd = [b for b in sweep.batch_size for k in kappas if round(b * k) % 2]
         if odd:
@@ -542,6 +523,34 @@ def _check_cross_fields(spec: StudySpec) -> None:
     if spec.model.name == "linear" and spec.data.name == "linreg" and spec.model.bias:
         raise _FieldProblem("model.bias", "linreg has no intercept; the closed-form test loss needs bias = false")
     _check_sizes(spec)
+
+
+def _check_scaled_batch_sizes(spec: StudySpec, kappas: list[float]) -> None:
+    """Every batch size κ·B of the grid is a whole number no larger than the training set."""
+    n_train = _n_train(spec)
+    for b in spec.sweep.batch_size:
+        for k in kappas:
+            scaled = b * k
+            if abs(scaled - round(scaled)) > 1e-9:
+                raise _FieldProblem("scaling.factors", f"κ={k:g} × batch_size {b} is not an integer batch size")
+            if n_train is not None and round(scaled) > n_train:
+                where = "sweep.batch_size" if k == 1 else "scaling.factors"
+                raise _FieldProblem(where, f"batch size {round(scaled)} exceeds data.n_train = {n_train}")
+
+
+def _check_sqrt_scaling(spec: StudySpec, kappas: list[float]) -> None:
+    """The square-root rule applies to adaptive optimizers, and every scaled β' = 1 − κ(1 − β) stays above 0."""
+    if spec.optimizer.name not in ADAPTIVE:
+        raise _FieldProblem("scaling.rule", "'sqrt' is the rule for adam/rmsprop; use 'linear' for sgd")
+    for beta_key in ("beta1", "beta2"):
+        for beta in _axis_values(spec, beta_key):
+            for k in kappas:
+                if k * (1 - beta) >= 1:
+                    raise _FieldProblem(
+                        "scaling.factors",
+                        f"κ={k:g} makes 1-κ(1-{beta_key}) ≤ 0 for {beta_key}={beta:g}; "
+                        f"use κ < {1 / (1 - beta):g} or a larger {beta_key}",
+                    )
 
 
 def _train_size(spec: StudySpec) -> int:

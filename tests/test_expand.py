@@ -27,7 +27,8 @@ def test_id_depends_on_content_not_position():
 
 
 def test_linear_scaling_path():
-    trials = expand(make_spec(sweep={"batch_size": [8], "lr": [0.05]}, scaling={"rule": "linear", "factors": [1, 2, 4]}))
+    trials = expand(make_spec(sweep={"batch_size": [8], "lr": [0.05]},
+                              scaling={"rule": "linear", "factors": [1, 2, 4]}))
     assert [(t.batch_size, t.lr, t.scaling.kappa) for t in trials] == [(8, 0.05, 1), (16, 0.1, 2), (32, 0.2, 4)]
     assert all(t.scaling.base_batch_size == 8 and t.scaling.base_lr == 0.05 for t in trials)
 
@@ -64,12 +65,9 @@ def test_find_trial_by_id_or_index():
     trials = expand(make_spec(sweep={"lr": [0.1, 0.2]}))
     assert find_trial(trials, trials[1].trial_id) is trials[1]
     assert find_trial(trials, "0") is trials[0]
-    try:
+    with pytest.raises(KeyError) as exc:
         find_trial(trials, "nope")
-    except KeyError as exc:
-        assert "index 0..1" in exc.args[0]
-    else:
-        raise AssertionError("unknown trial accepted")
+    assert "index 0..1" in exc.value.args[0]
 
 
 def test_count_trials_matches_expand_without_expanding():

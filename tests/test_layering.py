@@ -12,8 +12,6 @@ from collections.abc import Iterable, Mapping
 from functools import cache
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("sweeper", "db", "cli")
 
@@ -88,7 +86,7 @@ def find_cycle(graph: Mapping[str, Iterable[str]]) -> list[str] | None:
                 state[path.pop()] = 2
                 stack.pop()
             elif state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
+                return [*path[path.index(nxt):], nxt]
             elif nxt not in state:
                 state[nxt] = 1
                 path.append(nxt)

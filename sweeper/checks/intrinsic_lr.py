@@ -207,7 +207,7 @@ def _eligible(data: StudyData, burn_in: float) -> tuple[list[RunSegment], list[E
     for _, row in data.finished_runs().iterrows():
         why = _ineligibility(row)
         if row.get("status") == "diverged":
-            why = why + ["diverged"]
+            why = [*why, "diverged"]
         if why:
             excluded.append(Excluded(int(row["run_id"]), why))
             needs += [w for w in why if w != "diverged" and w not in needs]

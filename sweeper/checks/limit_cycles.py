@@ -164,7 +164,7 @@ def _test_run(s: pd.Series, run: pd.Series, diag: pd.DataFrame, metric: str, flo
         if metric == "levy_p" and traj is not None:
             from sweeper.diagnostics.trajectory import levy_area_test
 
-            n_surr = int(math.ceil(20 / threshold))
+            n_surr = math.ceil(20 / threshold)
             p = levy_area_test(traj, n_surrogates=n_surr).p_value
             source = f"recomputed ({n_surr} surrogates)"
         else:

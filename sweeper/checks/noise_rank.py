@@ -241,8 +241,8 @@ def figure(data: StudyData, verdict: Verdict) -> Any:
     fig = Figure(figsize=(10, 4))
     ax1, ax2 = fig.subplots(1, 2)
     rows = _rows(data)
-    for run_id, g in (rows.groupby("run_id") if len(rows) else []):
-        g = g.sort_values("step")
+    for run_id, group in (rows.groupby("run_id") if len(rows) else []):
+        g = group.sort_values("step")
         late = g.iloc[-1]
         eig = late.get("payload")
         if isinstance(eig, np.ndarray) and eig.size and eig[0] > 0:

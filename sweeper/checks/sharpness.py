@@ -80,7 +80,7 @@ def slope_interval(frame: pd.DataFrame, level: float = LEVEL, seed: int = 0) -> 
     temps = np.unique(frame.temperature)
     groups = [y[frame.temperature.to_numpy() == t] for t in temps]
     if all(len(g) >= 2 for g in groups):
-        xs = np.concatenate([np.full(len(g), np.log(t)) for g, t in zip(groups, temps)])
+        xs = np.concatenate([np.full(len(g), np.log(t)) for g, t in zip(groups, temps, strict=True)])
         xc = xs - xs.mean()
 
         def resampled_slope(*ys: np.ndarray, axis: int = -1) -> np.ndarray:

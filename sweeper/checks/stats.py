@@ -3,14 +3,14 @@ across seeds with their between-seed spread, equivalence and difference decision
 
 The model (docs/theory.md §10). A run's metric over a window of time is a noisy curve; its time average m has a
 *within-run* variance v estimated from the curve itself: residuals from a straight line through the window (the
-deterministic drift is not noise) — the seeds' mean curve when there are several seeds, so that a transient's
-curvature is not taken for noise — with their integrated autocorrelation time τ (an AR(1) spectral estimate at
-frequency zero), so v = σ²·τ/n and the information is that of n/τ independent points. Seeds add a *between-seed* component that the
-within-run estimate cannot see (initialisation, slow modes). It is measured as an overdispersion factor
-φ = Q/df, Cochran's Q = Σ (m_s − m̄)²/v_s pooled over every window and comparison of a family, and applied as
-φ̂ = max(1, φ) to every within-run variance (the multiplicative random-effects model of meta-analysis). With two
-seeds, five windows and three κ that is 15 degrees of freedom for φ, where seed replicates alone give one per
-window; more seeds still help (φ's df and 1/n); a single seed is judged on its within-run variance alone.
+deterministic drift is not noise) — the seeds' mean curve when there are several seeds, so that a transient's curvature
+is not taken for noise — with their integrated autocorrelation time τ (an AR(1) spectral estimate at frequency zero), so
+v = σ²·τ/n and the information is that of n/τ independent points. Seeds add a *between-seed* component that the
+within-run estimate cannot see (initialisation, slow modes). It is measured as an overdispersion factor φ = Q/df,
+Cochran's Q = Σ (m_s − m̄)²/v_s pooled over every window and comparison of a family, and applied as φ̂ = max(1, φ) to
+every within-run variance (the multiplicative random-effects model of meta-analysis). With two seeds, five windows and
+three κ that is 15 degrees of freedom for φ, where seed replicates alone give one per window; more seeds still help (φ's
+df and 1/n); a single seed is judged on its within-run variance alone.
 """
 
 from __future__ import annotations
@@ -87,8 +87,8 @@ def replicate_means(y: np.ndarray) -> list[SeriesMean]:
         return [series_mean(row) for row in y]
     resid = (y - y.mean(axis=0)) * math.sqrt(n / (n - 1))
     out = []
-    for row, r in zip(y, resid):
-        r = r - r.mean()
+    for row, res in zip(y, resid, strict=True):
+        r = res - res.mean()
         tau = ar1_time(r)
         s2 = float(r @ r) / (m - tau)
         out.append(SeriesMean(float(row.mean()), s2 * tau / m, max(m / tau - 1.0, 1.0), m, tau))
@@ -254,7 +254,7 @@ def loglog_slope(x: np.ndarray, y: np.ndarray, se_log_y: np.ndarray | None = Non
     ok = (x > 0) & (y > 0) & np.isfinite(x) & np.isfinite(y)
     lx, ly = np.log(x[ok]), np.log(y[ok])
     if len(lx) < 2 or np.ptp(lx) == 0:
-        return Slope(math.nan, math.nan, math.nan, math.nan, int(len(lx)))
+        return Slope(math.nan, math.nan, math.nan, math.nan, len(lx))
     fit = sps.linregress(lx, ly)
     se_fit = float(fit.stderr) if len(lx) >= 3 else math.nan
     se_meas = math.nan
@@ -263,4 +263,4 @@ def loglog_slope(x: np.ndarray, y: np.ndarray, se_log_y: np.ndarray | None = Non
         se_meas = float(math.sqrt(np.sum(c**2 * np.asarray(se_log_y, float)[ok] ** 2)))
     parts = [s for s in (se_fit, se_meas) if math.isfinite(s)]
     se = math.sqrt(sum(s * s for s in parts)) if parts else math.nan
-    return Slope(float(fit.slope), se, se_fit, se_meas, int(len(lx)))
+    return Slope(float(fit.slope), se, se_fit, se_meas, len(lx))

@@ -5,17 +5,17 @@ consecutive l shrinking like 1/l, and (b) if the SDE models SGD, l = 1 lies with
 Groups: runs equal in everything but l and seed. x is the raw-step multiplier: l for SGD, ℓ² for Adam/RMSprop
 (whose SVAG mixes batches with l = ℓ²), so the predicted rate is 1/x either way.
 
-Compute. The common SDE-time range [0, T] of the group's completed runs is cut into K equal windows (default 5),
-and levels are compared window by window exactly as ``lsr`` compares κ with κ = 1 (``windows``: seed-paired
-difference curves with autocorrelation-aware within-run errors, seeds combined with the group's overdispersion φ
-pooled over all its comparisons). (b) SGD against the largest level: tolerance τ_k = r·|largest-l value| (r =
-``tolerance``, default 5%); *holds* if every window passes its equivalence test at level α, *fails* if a window
-is beyond τ, or the windows' mean of Δ_k/τ_k beyond 1 (Holm over these) or an l = 1 run diverged while the largest l did not. (a) Rate: for
-consecutive levels x_i < x_{i+1}, D² = mean_k(Δ_k² − SE_k²) (the noise floor E[Δ̂²] = Δ² + SE² removed), with
-Var(D²) = Σ_k(4Δ_k²SE_k² + 2SE_k⁴)/K² (normal Δ̂_k); a pair is *measurable* when D² > z·SE(D²). With weak error
-c/x the mean trajectories differ by c·(1/x_i − 1/x_{i+1}), so D̃_i = D_i/(1 − x_i/x_{i+1}) ∝ 1/x_i: log–log slope
-−1 against x_i, fitted over the measurable pairs (≥ 2), its SE the propagated error of log D̃ (SE(D²)/(2D²)) and
-the fit residuals (≥ 3 pairs) in quadrature.
+Compute. The common SDE-time range [0, T] of the group's completed runs is cut into K equal windows (default 5), and
+levels are compared window by window exactly as ``lsr`` compares κ with κ = 1 (``windows``: seed-paired difference
+curves with autocorrelation-aware within-run errors, seeds combined with the group's overdispersion φ pooled over all
+its comparisons). (b) SGD against the largest level: tolerance τ_k = r·|largest-l value| (r = ``tolerance``, default
+5%); *holds* if every window passes its equivalence test at level α, *fails* if a window is beyond τ, or the windows'
+mean of Δ_k/τ_k beyond 1 (Holm over these) or an l = 1 run diverged while the largest l did not. (a) Rate: for
+consecutive levels x_i < x_{i+1}, D² = mean_k(Δ_k² − SE_k²) (the noise floor E[Δ̂²] = Δ² + SE² removed), with Var(D²) =
+Σ_k(4Δ_k²SE_k² + 2SE_k⁴)/K² (normal Δ̂_k); a pair is *measurable* when D² > z·SE(D²). With weak error c/x the mean
+trajectories differ by c·(1/x_i − 1/x_{i+1}), so D̃_i = D_i/(1 − x_i/x_{i+1}) ∝ 1/x_i: log–log slope −1 against x_i,
+fitted over the measurable pairs (≥ 2), its SE the propagated error of log D̃ (SE(D²)/(2D²)) and the fit residuals (≥ 3
+pairs) in quadrature.
 
 Decide. Rate, exponent tolerance δ = 0.5 (distances must shrink at least like x^−½; the closed form on linreg
 gives slopes of −1 to −1.8 between l = 1 and 8): *holds* if slope + z·SE ≤ −1 + δ, *fails* if slope − z·SE >
@@ -27,6 +27,7 @@ analysis asks for.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -190,12 +191,13 @@ def _group(curves: Curves, label: str, runs: pd.DataFrame, relative: float, wind
     res.edges = edges.tolist()
     groups = {x: Group.of(done[x]) for x in lv}
     top = xs[-1]
-    pairs = [compare(curves, groups[a], groups[b], edges) for a, b in zip(lv[:-1], lv[1:])]
+    pairs = [compare(curves, groups[a], groups[b], edges) for a, b in itertools.pairwise(lv)]
     sgd = compare(curves, groups[top], groups[1.0], edges) if not diverged[1.0] else None
     od = overdispersion(pairs + ([sgd] if sgd else []))
     _judge_sgd(res, sgd, edges, relative, alpha, od, diverged[1.0])
     if len(lv) >= 3:
-        res.distances = [Distance.of(a, b, estimates(c, od)) for a, b, c in zip(lv[:-1], lv[1:], pairs)]
+        res.distances = [Distance.of(a, b, estimates(c, od))
+                         for (a, b), c in zip(itertools.pairwise(lv), pairs, strict=True)]
         res.rate = Rate.of(res.distances)
     if res.sgd_call == "fails" or res.rate.call == "fails":
         res.status = "REFUTED"

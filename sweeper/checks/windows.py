@@ -13,15 +13,27 @@ compared (Welch). Seeds are combined with the family's overdispersion φ (``stat
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from sweeper.checks.stats import (Decision, Estimate, Overdispersion, Replicates, SeriesMean, combine, holm, judge,
-                                  replicate_means, seeds_to_decide)
+from sweeper.checks.stats import (
+    Decision,
+    Estimate,
+    Overdispersion,
+    Replicates,
+    SeriesMean,
+    combine,
+    holm,
+    judge,
+    replicate_means,
+    seeds_to_decide,
+)
 
 
 class Curves:
@@ -113,8 +125,10 @@ class Group:
     seeds: tuple[int, ...]
 
     @classmethod
-    def of(cls, runs: pd.DataFrame) -> Group:
-        return cls(tuple(int(r) for r in runs.run_id), tuple(int(s) for s in runs.seed))
+    def of(cls, runs: pd.DataFrame | Sequence[Mapping[str, Any]]) -> Group:
+        """The runs' ids and seeds, in order (rows of ``runs``: a frame, or its rows as dicts)."""
+        rows = runs[["run_id", "seed"]].to_dict("records") if isinstance(runs, pd.DataFrame) else runs
+        return cls(tuple(int(r["run_id"]) for r in rows), tuple(int(r["seed"]) for r in rows))
 
     def paired_with(self, other: Group) -> bool:
         """Same distinct seeds on both sides: compare seed by seed."""
@@ -188,12 +202,12 @@ def compare(curves: Curves, base: Group, other: Group, edges: np.ndarray) -> Com
     paired = base.paired_with(other)
     reps: list[tuple[Replicates, ...]] = []
     levels = []
-    by_seed = dict(zip(other.seeds, other.run_ids))
-    for a, b in zip(edges[:-1], edges[1:]):
+    by_seed = dict(zip(other.seeds, other.run_ids, strict=True))
+    for a, b in itertools.pairwise(edges):
         base_means = curves.group_window(base.run_ids, a, b)
         levels.append(float(np.mean([s.mean for s in base_means])) if base_means else math.nan)
         if paired:
-            pairs = [(r, by_seed[s]) for r, s in zip(base.run_ids, base.seeds)]
+            pairs = [(r, by_seed[s]) for r, s in zip(base.run_ids, base.seeds, strict=True)]
             reps.append((Replicates.of(curves.paired_window(pairs, a, b)),))
         else:
             reps.append((Replicates.of(base_means), Replicates.of(curves.group_window(other.run_ids, a, b))))
@@ -232,16 +246,16 @@ def decide(comparisons: Sequence[Comparison], edges: np.ndarray, relative: float
         c.joint_p = judge(c.joint, 1.0, alpha).p_fail if c.joint.finite else math.nan
     flat = [w for c in comparisons for w in c.windows]
     rejected = holm([w.decision.p_fail for w in flat] + [c.joint_p for c in comparisons], alpha)
-    for w, r in zip(flat, rejected[:len(flat)]):
+    for w, r in zip(flat, rejected[:len(flat)], strict=True):
         w.fails = bool(r)
-    for c, r in zip(comparisons, rejected[len(flat):]):
+    for c, r in zip(comparisons, rejected[len(flat):], strict=True):
         c.joint_fails = bool(r)
     return od
 
 
 def _joint(diffs: Sequence[Estimate], tol: np.ndarray) -> Estimate:
     """mean_k Δ_k/τ_k with its SE (independent windows) and Satterthwaite df."""
-    ok = [(d, t) for d, t in zip(diffs, tol) if d.finite and t > 0]
+    ok = [(d, t) for d, t in zip(diffs, tol, strict=True) if d.finite and t > 0]
     if not ok:
         return Estimate(math.nan, math.nan, math.nan)
     v = np.array([(d.se / t) ** 2 for d, t in ok])

@@ -32,7 +32,8 @@ def num_trainable(model: nn.Module) -> int:
 
 def flatten_grads(grads: list[Tensor | None], params: list[Tensor]) -> Tensor:
     """Concatenate per-parameter gradients into one (d,) vector; a None gradient (unused parameter) counts as 0."""
-    return torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1) for g, p in zip(grads, params)])
+    flat = [(torch.zeros_like(p) if g is None else g).reshape(-1) for g, p in zip(grads, params, strict=True)]
+    return torch.cat(flat)
 
 
 @contextmanager

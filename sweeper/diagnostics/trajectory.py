@@ -120,7 +120,7 @@ def increment_spectrum(
     freqs = freqs[keep]
     if len(freqs) < 2:
         raise ValueError("too few frequencies left")
-    n_low = max(1, int(math.ceil(low_frac * len(freqs))))
+    n_low = max(1, math.ceil(low_frac * len(freqs)))
     power = _normalised_power(inc, keep)
     ratio = float(power[:n_low].mean())  # the overall mean is 1 by normalisation
     rng = np.random.default_rng(seed)
@@ -167,7 +167,7 @@ def long_lag_autocorrelation(
     leaves about 1% of cells outside the 99% band, fewer at lags near T/2 because the biased estimator shrinks)."""
     x = _as_traj(traj, 20)
     t = x.shape[0]
-    lo, hi = max(1, int(math.ceil(min_lag_frac * t))), min(t - 1, int(math.floor(max_lag_frac * t)))
+    lo, hi = max(1, math.ceil(min_lag_frac * t)), min(t - 1, math.floor(max_lag_frac * t))
     if hi < lo:
         raise ValueError("empty lag range")
     acf = autocorrelation(x)[lo : hi + 1]

@@ -1,7 +1,8 @@
 """Test-only fault injection for trials on Ray: the trial hooks module the launch tests give their workers.
 
 A worker calls ``at_start`` and ``after_checkpoint`` only when ``SWEEPER_TRIAL_HOOKS`` names this module
-(``sweeper.launch.trainable.HOOKS_ENV``). ``SWEEPER_TEST_FAULTS`` names a JSON file: ``{"raise": [trial ids], "kill_once": [trial ids], "dir": path}``.
+(``sweeper.launch.trainable.HOOKS_ENV``). ``SWEEPER_TEST_FAULTS`` names a JSON file:
+``{"raise": [trial ids], "kill_once": [trial ids], "dir": path}``.
 A trial in ``raise`` raises at its start; a trial in ``kill_once`` SIGKILLs its own worker process right after
 its first checkpoint, once (a marker file in ``dir`` remembers it). The launch tests use it to prove that failures,
 retries and restores keep the database complete.

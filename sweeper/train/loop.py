@@ -147,7 +147,7 @@ class Trial:
         parts = (losses[:k].sum(), losses[k:].sum())
         ga = torch.autograd.grad(parts[0], self.trainable, retain_graph=True)
         gb = torch.autograd.grad(parts[1], self.trainable)
-        for p, a, b in zip(self.trainable, ga, gb):
+        for p, a, b in zip(self.trainable, ga, gb, strict=True):
             p.grad = a + b
         sa, sb = self.online_scales  # group sums → group-mean gradients
         # torch._foreach_* (private): one multi-tensor kernel per operation, as in sweeper/train/metrics.py

@@ -186,7 +186,7 @@ class PackMeters:
 
     def add_grad(self, grads: dict[str, Tensor], alive: Tensor) -> None:
         self.grad_sq += torch.where(alive, self._sq(list(grads.values())), 0.0)
-        self.grad_n = [n + int(a) for n, a in zip(self.grad_n, alive.tolist())]
+        self.grad_n = [n + int(a) for n, a in zip(self.grad_n, alive.tolist(), strict=True)]
 
     def before(self, params: dict[str, Tensor]) -> None:
         self.prev = {n: params[n].clone() for n in self.tracked}
@@ -197,7 +197,7 @@ class PackMeters:
         new_norm = self._sq([params[n] for n in self.tracked]).sqrt()
         add = (delta_sq - (new_norm - self.prev_norm).square()) / (new_norm * self.prev_norm)
         self.ang_sq += torch.where(alive, add, 0.0)
-        self.ang_n = [n + int(a) for n, a in zip(self.ang_n, alive.tolist())]
+        self.ang_n = [n + int(a) for n, a in zip(self.ang_n, alive.tolist(), strict=True)]
 
     def take(self, k: int, which: str) -> float | None:
         sums, counts = (self.grad_sq, self.grad_n) if which == "grad" else (self.ang_sq, self.ang_n)
@@ -311,7 +311,7 @@ class PackedTrial:
         epoch, total = clock.epoch(step), clock.total_epochs
         factors: dict[str, tuple[float, float]] = {}
         out = []
-        for m, key in zip(self.members, self._schedule_keys):
+        for m, key in zip(self.members, self._schedule_keys, strict=True):
             if key not in factors:
                 sched = m.config.schedule
                 factors[key] = (multiplier(sched.lr, epoch, total), multiplier(sched.weight_decay, epoch, total))
@@ -322,12 +322,12 @@ class PackedTrial:
     def _step(self, step: int, measure: bool, alive: Tensor) -> Tensor:
         """Raw step ``step`` → ``step + 1`` of every live member; returns the minibatch losses (K,)."""
         hyper = self._hyperparameters(step)
-        raw = [m.stepper.raw_lr(lr) for m, (lr, _) in zip(self.members, hyper)]
-        for m, row in zip(self.members, self._idx):
+        raw = [m.stepper.raw_lr(lr) for m, (lr, _) in zip(self.members, hyper, strict=True)]
+        for m, row in zip(self.members, self._idx, strict=True):
             m.sampler.draw_into(row)
         x = self.data.x_train[self._idx]
         if self.data.augment is not None:
-            x = torch.stack([self.data.augment(xk, m.generator) for xk, m in zip(x, self.members)])
+            x = torch.stack([self.data.augment(xk, m.generator) for xk, m in zip(x, self.members, strict=True)])
         loss, grads = self._losses_and_grads(x, self.data.y_train[self._idx])
         if measure:
             self.meters.add_grad(grads, alive)
@@ -335,7 +335,7 @@ class PackedTrial:
         self.optimizer.step(self.params, grads, raw, [wd for _, wd in hyper], self.live)
         if measure:
             self.meters.after(self.params, alive)
-        for m, r, live in zip(self.members, raw, self.live):
+        for m, r, live in zip(self.members, raw, self.live, strict=True):
             if live:
                 m.sde_time += r**2 if m.adaptive else r
                 m.step += 1
@@ -355,14 +355,14 @@ class PackedTrial:
     def _resume(self, states: dict[str, dict[str, Any]]) -> list[bool]:
         """Load each member's state; returns which members still run (absent: finished before the checkpoint)."""
         running = [m.config.trial_id in states for m in self.members]
-        for m, run in zip(self.members, running):
+        for m, run in zip(self.members, running, strict=True):
             if run:
                 m.load_state_dict(states[m.config.trial_id])
-        steps = {m.step for m, run in zip(self.members, running) if run}
+        steps = {m.step for m, run in zip(self.members, running, strict=True) if run}
         if len(steps) > 1:
             raise ValueError(f"pack checkpoint with members at different steps: {sorted(steps)}")
         step = steps.pop() if steps else 0
-        for m, run in zip(self.members, running):
+        for m, run in zip(self.members, running, strict=True):
             if not run:
                 m.step = step  # finished: frozen, never reported again
         self._stack()
@@ -386,7 +386,7 @@ class PackedTrial:
         measure_every, log_set = lead.config.log.measure_every, set(lead.clock.log_steps)
         step = max(m.step for m in self.members)
         if step == 0:
-            for k, (m, r) in enumerate(zip(self.members, runs)):
+            for k, (m, r) in enumerate(zip(self.members, runs, strict=True)):
                 r.start_point(m)
                 if r.status == "diverged":
                     self._kill(k)

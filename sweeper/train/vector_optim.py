@@ -115,7 +115,7 @@ class VectorOptimizer:
         """Write member k's state into its own torch optimizer (parameters in ``self.names`` order)."""
         opt = stepper.optimizer
         params = opt.param_groups[0]["params"]
-        for name, param in zip(self.names, params):
+        for name, param in zip(self.names, params, strict=True):
             st = {key: t[k].clone() for key, t in self.state[name].items()}
             if self.kind == "sgd":
                 keep = self.hyper["momentum"][k] != 0 and "momentum_buffer" in st

@@ -21,5 +21,5 @@ def test_quickstart_sized_lsr_holds_to_a_quarter_percent():
 
 
 def test_unknown_check_names_the_calibrated_ones():
-    with pytest.raises(KeyError, match="calibrated checks: .*lsr"):
+    with pytest.raises(KeyError, match=r"calibrated checks: .*lsr"):
         cases_for("intrinsic-lr")

@@ -43,7 +43,7 @@ batches = 50
 
 def sweeper(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "cli", *args], cwd=REPO_ROOT, capture_output=True, text=True,
-                          timeout=600)
+                          timeout=600, check=False)
 
 
 def test_launch_then_check_then_report(tmp_path):

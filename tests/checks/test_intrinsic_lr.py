@@ -32,8 +32,8 @@ def simulate(eta: float, lam: float, steps: int, log_every: int, *, g2: float = 
     rng = np.random.default_rng(seed)
     x, acc, count, rows = x0, 0.0, 0, []
 
-    def point(step: int, e: float, l: float, ang: float | None) -> None:
-        rows.append({"step": step, "epoch": step / STEPS_PER_EPOCH, "lr_t": e, "weight_decay_t": l,
+    def point(step: int, e: float, wd: float, ang: float | None) -> None:
+        rows.append({"step": step, "epoch": step / STEPS_PER_EPOCH, "lr_t": e, "weight_decay_t": wd,
                      "weight_norm": math.sqrt(x), "effective_lr": e / x, "angular_update": ang,
                      "test_loss": test_loss + 0.01 * rng.standard_normal(),
                      "test_acc": 0.55 + 0.005 * rng.standard_normal(),
@@ -41,9 +41,9 @@ def simulate(eta: float, lam: float, steps: int, log_every: int, *, g2: float = 
 
     point(0, eta, lam, None)
     for s in range(steps):
-        e, l = (change[1], change[2]) if change and s >= change[0] else (eta, lam)
-        ang2 = e**2 * g2 / ((1 - e * l) ** 2 * x**2)
-        x = (1 - e * l) ** 2 * x + e**2 * g2 / x
+        e, wd = (change[1], change[2]) if change and s >= change[0] else (eta, lam)
+        ang2 = e**2 * g2 / ((1 - e * wd) ** 2 * x**2)
+        x = (1 - e * wd) ** 2 * x + e**2 * g2 / x
         acc, count = acc + ang2 * angular_scale**2, count + 1
         if (s + 1) % log_every == 0:
             e_next, l_next = (change[1], change[2]) if change and s + 1 >= change[0] else (eta, lam)
@@ -55,8 +55,8 @@ def simulate(eta: float, lam: float, steps: int, log_every: int, *, g2: float = 
 def study(runs: list[dict[str, Any]]) -> StudyData:
     """A StudyData from run dicts: {eta, lam, seed, steps, log_every, ...simulate kwargs, run/config extras}."""
     run_rows, points = [], []
-    for i, r in enumerate(runs, start=1):
-        r = dict(r)
+    for i, given in enumerate(runs, start=1):
+        r = dict(given)
         config = {"model": {"name": "mlp", "scale_invariant": r.pop("scale_invariant", True)},
                   "schedule": r.pop("schedule", {})}
         momentum = r.pop("momentum", 0.0)
@@ -76,8 +76,8 @@ P2_GRID = [(0.05, 1e-2), (0.1, 5e-3), (0.2, 2.5e-3), (0.1, 1e-2), (0.2, 5e-3)]
 
 
 def p2_runs(**kw: Any) -> list[dict[str, Any]]:
-    return [{"eta": e, "lam": l, "seed": s, "steps": 5000, "log_every": 250, "g2": 160.0 * (1 + 0.02 * s), **kw}
-            for e, l in P2_GRID for s in (0, 1)]
+    return [{"eta": e, "lam": wd, "seed": s, "steps": 5000, "log_every": 250, "g2": 160.0 * (1 + 0.02 * s), **kw}
+            for e, wd in P2_GRID for s in (0, 1)]
 
 
 def test_p1_and_p2_confirmed_on_the_norm_dynamics():
@@ -166,7 +166,7 @@ def test_p3_refuted_when_re_equilibration_time_does_not_depend_on_eta_lambda():
     """A fixed relaxation time (T_eq independent of ηλ) after the change: slope 0, P3 fails."""
     data = study(step_runs())
     tau = 100.0
-    for rid, g in data.points.groupby("run_id"):
+    for _, g in data.points.groupby("run_id"):
         after = g.step >= 3000
         final = g.weight_norm[after].iloc[-1] ** 2
         x = final * (1 + 3.0 * np.exp(-(g.step[after] - 3000) / tau))

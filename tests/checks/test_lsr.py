@@ -40,7 +40,7 @@ def path_study(curve: Curve, kappas=(1, 2, 4, 8), seeds=(0, 1, 2), *, rule: str 
             if stop is not None:
                 y[-1] = np.nan
             points += [{"run_id": rid, "step": i, "sde_time": ti, "epoch": ti, "test_loss": yi, "train_loss": yi}
-                       for i, (ti, yi) in enumerate(zip(t, y))]
+                       for i, (ti, yi) in enumerate(zip(t, y, strict=True))]
     return StudyData("constructed", {}, pd.DataFrame(runs), pd.DataFrame(points), pd.DataFrame())
 
 
@@ -135,17 +135,6 @@ def test_figure_draws():
     study = path_study(noisy(lambda k: 0.2 if k >= 8 else 0.0))
     fig = lsr.figure(study, lsr.check(study))
     assert len(fig.axes) == 2 and fig.axes[0].lines
-
-
-@pytest.fixture
-def one_thread():
-    """Tiny models: one torch thread (the default spins badly on a shared 2-core machine, 3–4× slower)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _run_example(name: str, tmp_path, overrides: dict[str, object] | None = None) -> StudyData:

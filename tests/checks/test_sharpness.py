@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from sweeper.checks import sharpness
-from sweeper.checks.quantities import final_sharpness
 from sweeper.checks.base import StudyData
+from sweeper.checks.quantities import final_sharpness
 
 BATCHES = (8, 32, 128, 512)
 

@@ -8,7 +8,7 @@ import pytest
 
 from sweeper.checks import sqrt_rule
 from sweeper.checks.base import StudyData
-from tests.checks.test_lsr import _run_example, noisy, one_thread, path_study  # noqa: F401 (fixture)
+from tests.checks.test_lsr import _run_example, noisy, path_study
 
 
 def with_control(sqrt_offset, linear_offset, optimizer: str = "adam", **kw) -> StudyData:

@@ -8,8 +8,20 @@ import math
 import numpy as np
 import pytest
 
-from sweeper.checks.stats import (Estimate, Overdispersion, Replicates, SeriesMean, combine, holm, replicate_means,
-                                  ar1_time, judge, loglog_slope, seeds_to_decide, series_mean)
+from sweeper.checks.stats import (
+    Estimate,
+    Overdispersion,
+    Replicates,
+    SeriesMean,
+    ar1_time,
+    combine,
+    holm,
+    judge,
+    loglog_slope,
+    replicate_means,
+    seeds_to_decide,
+    series_mean,
+)
 
 
 def ar1(rho: float, n: int, rng: np.random.Generator, size: int = 1) -> np.ndarray:

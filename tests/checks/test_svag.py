@@ -10,7 +10,7 @@ import pytest
 
 from sweeper.checks import svag
 from sweeper.checks.base import StudyData
-from tests.checks.test_lsr import _run_example, one_thread  # noqa: F401 (fixture)
+from tests.checks.test_lsr import _run_example
 
 Curve = Callable[[float, int, np.ndarray], np.ndarray]  # (l, seed, t) -> metric
 
@@ -33,7 +33,7 @@ def svag_study(curve: Curve, levels=(1, 2, 4, 8), seeds=(0, 1, 2, 3), *, optimiz
             if stop is not None:
                 y[-1] = np.nan
             points += [{"run_id": rid, "step": i, "sde_time": ti, "epoch": ti, "test_loss": yi}
-                       for i, (ti, yi) in enumerate(zip(t, y))]
+                       for i, (ti, yi) in enumerate(zip(t, y, strict=True))]
     return StudyData("constructed", {}, pd.DataFrame(runs), pd.DataFrame(points), pd.DataFrame())
 
 

@@ -122,5 +122,5 @@ def test_trials_do_not_write_into_cached_data(tmp_path):
     trial.run(ListReporter())
     after = (data.x_train, data.y_train, data.x_test, data.y_test)
     assert [t._version for t in after] == versions
-    assert all(torch.equal(b, a) for b, a in zip(before, after))
+    assert all(torch.equal(b, a) for b, a in zip(before, after, strict=True))
     assert Trial(config).data is data

@@ -16,7 +16,7 @@ def test_shapes_labels_determinism_and_no_global_rng_side_effect() -> None:
     np_before, py_before = np.random.get_state(), random.getstate()
     a = build_dataset("mnist1d", CPU, torch.float32, n_train=203, n_test=51, seed=7)
     np_after, py_after = np.random.get_state(), random.getstate()
-    assert all(np.array_equal(u, v) for u, v in zip(np_before, np_after))
+    assert all(np.array_equal(u, v) for u, v in zip(np_before, np_after, strict=True))
     assert py_before == py_after
 
     assert a.x_train.shape == (203, 1, 40) and a.x_test.shape == (51, 1, 40)

@@ -79,8 +79,8 @@ def test_two_batch_estimator_converges(linreg):
     assert est.trace_sigma == pytest.approx(tr, rel=0.05)
     assert est.b_simple == pytest.approx(tr / g2, rel=0.12)
     # the per-step estimates are unbiased: their plain means over all steps are within 4 standard errors
-    per_step = torch.tensor([est.estimates(float(a), float(b)) for a, b in zip(sq_small, sq_big)])
+    per_step = torch.tensor([est.estimates(float(a), float(b)) for a, b in zip(sq_small, sq_big, strict=True)])
     mean, se = per_step.mean(0), per_step.std(0) / math.sqrt(steps)
     assert abs(float(mean[0]) - g2) < 4 * float(se[0]) and abs(float(mean[1]) - tr) < 4 * float(se[1])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="big_batch"):
         TwoBatchNoiseScale(small, 64).load_state_dict(est.state_dict())

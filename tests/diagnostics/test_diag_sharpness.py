@@ -19,7 +19,7 @@ def explicit_hessian(model, x, y, task):
 
     def loss(flat):
         parts, i = {}, 0
-        for n, s in zip(names, shapes):
+        for n, s in zip(names, shapes, strict=True):
             parts[n] = flat[i : i + s.numel()].reshape(s)
             i += s.numel()
         return example_losses(functional_call(model, parts, (x,)), y, task).mean()
@@ -115,7 +115,7 @@ def test_default_recovers_close_top_eigenvalue_of_explicit_matrix(negative, seed
     top = np.linalg.eigvalsh(a)[-1]
     for dtype in (torch.float64, torch.float32):
         at = torch.tensor(a, dtype=dtype)
-        res = top_eigenvalue(lambda v: at @ v, len(a), seed=seed, dtype=dtype)
+        res = top_eigenvalue(at.matmul, len(a), seed=seed, dtype=dtype)
         assert abs(res.eigenvalue / top - 1) <= 5e-3, dtype
         assert res.converged and res.iterations <= 50 and res.tol == 1e-3
         assert res.eigenvalue <= top * (1 + 1e-6)  # a Ritz value: a lower bound of λ_max

@@ -111,7 +111,7 @@ def test_msd_exponent():
     assert res.exponent == pytest.approx(1.0, abs=0.1) and res.window == (1, 64)
     confined = ar1(0.95, (20000, 8), seed=11)  # OU: MSD saturates beyond the 20-sample correlation time
     assert msd_exponent(confined, window=(64, 1024)).exponent < 0.2
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="exceeds T/4"):
         msd_exponent(walk[:100], window=(1, 64))
 
 

@@ -88,7 +88,7 @@ def test_layer_classes_follow_dimensionality() -> None:
 
 
 def test_vgg_skips_pools_at_size_one() -> None:
-    pools = [m for m in build_model("vgg", SEQUENCE, 2, depth=16, width=0.125).modules()]
+    pools = list(build_model("vgg", SEQUENCE, 2, depth=16, width=0.125).modules())
     assert sum(isinstance(m, torch.nn.MaxPool1d) for m in pools) == 5  # 40 -> 20 -> 10 -> 5 -> 2 -> 1
     tiny = build_model("vgg", (1, 4), 2, depth=11, width=0.125)
     assert sum(isinstance(m, torch.nn.MaxPool1d) for m in tiny.modules()) == 2  # 4 -> 2 -> 1, then skipped
@@ -146,5 +146,5 @@ def test_invalid_num_outputs() -> None:
 @pytest.mark.parametrize("name", ["mlp", "cnn", "preresnet", "vgg"])
 def test_scale_invariant_needs_a_norm(name: str) -> None:
     shape = VECTOR if name == "mlp" else SEQUENCE
-    with pytest.raises(ValueError, match="scale_invariant.*norm"):
+    with pytest.raises(ValueError, match=r"scale_invariant.*norm"):
         build_model(name, shape, 2, norm="none", scale_invariant=True)

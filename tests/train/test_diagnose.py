@@ -80,7 +80,8 @@ def test_intrinsic_lr_p1_angular_update_reaches_sqrt_2_eta_lambda():
     at equilibrium (reached in O(1/(ηλ)) = 2000 steps here); well before equilibrium it is not."""
     lr, wd = 0.1, 5e-3
     config = make_trial(
-        data={"name": "mnist1d"}, model={"name": "mlp", "width": 128, "depth": 2, "norm": "bn", "scale_invariant": True},
+        data={"name": "mnist1d"},
+        model={"name": "mlp", "width": 128, "depth": 2, "norm": "bn", "scale_invariant": True},
         optimizer={"name": "sgd"}, sweep={"batch_size": [64], "lr": [lr], "weight_decay": [wd]}, budget={"steps": 5000},
         log={"every_epochs": None, "every_steps": 250, "eval_samples": 500, "measure_every": 2},
     )

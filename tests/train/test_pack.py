@@ -46,7 +46,7 @@ def assert_twins(spec_changes: dict[str, Any], rtol: float = 1e-9) -> dict[str, 
         assert results[t.trial_id].status == alone.status, t.trial_id
         assert results[t.trial_id].diverged_step == alone.diverged_step
         assert [p["step"] for p in got] == [p["step"] for p in alone.points]
-        for a, b in zip(alone.points, got):
+        for a, b in zip(alone.points, got, strict=True):
             for key in COMPARED:
                 if a[key] is None or b[key] is None:
                     assert a[key] is None and b[key] is None, (key, a[key], b[key])
@@ -124,7 +124,7 @@ def test_kill_and_resume_of_a_pack_continues_every_member():
     for t in trials:
         stitched = first.points(t.trial_id) + second.points(t.trial_id)
         assert [p["step"] for p in stitched] == [p["step"] for p in whole.points(t.trial_id)], t.trial_id
-        for a, b in zip(whole.points(t.trial_id), stitched):
+        for a, b in zip(whole.points(t.trial_id), stitched, strict=True):
             assert b["test_loss"] == pytest.approx(a["test_loss"], rel=1e-12) or not math.isfinite(a["test_loss"])
 
 
@@ -157,4 +157,5 @@ def test_auto_pack_size_from_model_size_and_device(monkeypatch):
     gpu = big.model_copy(update={"device": "cuda"})
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (8 * 2**30, 80 * 2**30))
     per_member = 4 * (4 * n_params + 3 * 128 * acts)
-    assert pack_mod.auto_pack_size(gpu, n_params, acts) == min(pack_mod.MAX_PACK_CUDA, int(0.5 * 8 * 2**30 // per_member))
+    expected = min(pack_mod.MAX_PACK_CUDA, int(0.5 * 8 * 2**30 // per_member))
+    assert pack_mod.auto_pack_size(gpu, n_params, acts) == expected

@@ -13,7 +13,8 @@ from tests.helpers import make_trial
 def test_schedules():
     assert multiplier(ScheduleSpec(), 5, 10) == 1
     step = ScheduleSpec(kind="multistep", milestones=[80, 120], gamma=0.1)
-    assert [multiplier(step, e, 160) for e in (0, 79.9, 80, 119, 120, 159)] == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
+    got = [multiplier(step, e, 160) for e in (0, 79.9, 80, 119, 120, 159)]
+    assert got == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
     piece = ScheduleSpec(kind="piecewise", at=[50], values=[1.0, 10.0])
     assert multiplier(piece, 49, 100) == 1.0 and multiplier(piece, 50, 100) == 10.0
     cos = ScheduleSpec(kind="cosine", min_factor=0.1)
