@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import itertools
 import json
 import math
 from collections.abc import Callable
@@ -64,14 +65,14 @@ def _loss_windows(spec: dict[str, Any], batch_size: int, lr: float, svag_l: floa
     d = spec["data"]
     data = build(torch.device("cpu"), torch.float64, **{k: v for k, v in d.items() if k != "name"})
     h, w_star = data.meta["h"].numpy(), data.meta["w_star"].numpy()
-    steps = int(round(spec["budget"]["epochs"] * d["n_train"] / batch_size * svag_l))
+    steps = round(spec["budget"]["epochs"] * d["n_train"] / batch_size * svag_l)
     init_var = 1.0 / (3 * d["dim"])  # torch's default Linear init: U(±1/√d)
     loss = expected_loss(h, w_star, init_var, d["noise"], lr, batch_size, svag_l, steps)
     t = np.arange(steps + 1) * lr / svag_l
     edges = np.linspace(0.0, t_end, WINDOWS + 1)
     grid = np.linspace(0.0, t_end, 20 * WINDOWS * 50 + 1)
     y = np.interp(grid, t, loss)
-    return np.array([y[(grid >= a) & (grid <= b)].mean() for a, b in zip(edges[:-1], edges[1:])])
+    return np.array([y[(grid >= a) & (grid <= b)].mean() for a, b in itertools.pairwise(edges)])
 
 
 def _path_effects(spec: dict[str, Any]) -> dict[float, float]:
@@ -102,8 +103,8 @@ def svag_truth(spec: dict[str, Any]) -> tuple[str, float, str]:
     effect = float(np.max(np.abs(_loss_windows(spec, b, lr, 1.0, t_end) /
                                  _loss_windows(spec, b, lr, float(top), t_end) - 1.0)))
     ratio = effect / RELATIVE
-    return _category(ratio), ratio, f"closed form, largest window difference of l = 1 from l = {top:g}: " \
-                                    f"{100 * effect:.2f}%"
+    return _category(ratio), ratio, (f"closed form, largest window difference of l = 1 from l = {top:g}: "
+                                     f"{100 * effect:.2f}%")
 
 
 def nsr_truth(spec: dict[str, Any]) -> tuple[str, float, str]:
@@ -144,7 +145,7 @@ def reference_truth(spec: dict[str, Any]) -> tuple[str, float, str]:
     return _reference(json.dumps(spec, sort_keys=True))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _reference(key: str) -> tuple[str, float, str]:
     import tempfile
 
@@ -160,12 +161,12 @@ def _reference(key: str) -> tuple[str, float, str]:
         engine = open_db(f"sqlite:///{tmp}/reference.db", create=True)
         run_inline(parse_spec(spec), engine)
         data = StudyData.load(engine, "reference")
+        runs = data.runs[data.runs.status == "completed"]
+        curves = Curves(data.points, "test_loss")  # StudyData reads lazily: before the database goes
         engine.dispose()
-    runs = data.runs[data.runs.status == "completed"]
-    curves = Curves(data.points, "test_loss")
     t_end = min(curves.end(r) for r in runs.run_id)
     edges = np.linspace(0.0, t_end, WINDOWS + 1)
-    means = {float(k): np.array([[curves.window(r, a, b).mean for a, b in zip(edges[:-1], edges[1:])]
+    means = {float(k): np.array([[curves.window_mean(r, a, b) for a, b in itertools.pairwise(edges)]
                                  for r in g.run_id]).mean(axis=0) for k, g in runs.groupby("kappa")}
     effects = {k: float(np.max(np.abs(m / means[1.0] - 1.0))) for k, m in means.items() if k != 1.0}
     diverged = sorted({float(k) for k in data.runs.kappa[data.runs.status == "diverged"]})
