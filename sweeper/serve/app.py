@@ -109,6 +109,6 @@ def create_app(engine: Engine, *, token: str | None = None, allowed_hosts: list[
         middleware.append(Middleware(TokenGate, token=token))
     handlers = {UnknownStudy: _not_found, UnknownRun: _not_found, AmbiguousRun: _not_found, BadRequest: _bad_request,
                 WhereError: _bad_request, HTTPException: _http, DBAPIError: _database, SweeperDBError: _database}
-    app = Starlette(routes=ROUTES, middleware=middleware, exception_handlers=handlers)  # type: ignore[arg-type]
+    app = Starlette(routes=ROUTES, middleware=middleware, exception_handlers=handlers)
     app.state.engine = engine
     return app

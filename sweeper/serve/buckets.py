@@ -11,6 +11,7 @@ series has at most 2·n points.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 from collections.abc import Sequence
@@ -53,15 +54,18 @@ class Buckets:
 
     def by_run(self) -> dict[int, Buckets]:
         """The rows of each run (rows are sorted by run, so each run's are one slice)."""
-        starts = np.flatnonzero(np.r_[True, self.run_id[1:] != self.run_id[:-1]]) if len(self.run_id) else []
+        if not len(self.run_id):
+            return {}
+        starts = np.flatnonzero(np.r_[True, self.run_id[1:] != self.run_id[:-1]])
         ends = [*starts[1:], len(self.run_id)]
-        return {int(self.run_id[a]): Buckets(*(getattr(self, f)[a:b] for f in _ARRAYS), n=self.n,
-                                             x_range=self.x_range) for a, b in zip(starts, ends)}
+        return {int(self.run_id[a]): dataclasses.replace(self, **{f: getattr(self, f)[a:b] for f in _ARRAYS})
+                for a, b in zip(starts, ends, strict=True)}
 
     @classmethod
     def empty(cls, n: int) -> Buckets:
-        ints = {"run_id", "bucket", "count"}
-        return cls(*(np.empty(0, dtype=np.int64 if f in ints else float) for f in _ARRAYS), n=n, x_range=None)
+        ints, floats = np.empty(0, dtype=np.int64), np.empty(0)
+        return cls(run_id=ints, bucket=ints, count=ints, x_lo=floats, x_hi=floats, y_min=floats, y_max=floats,
+                   y_mean=floats, n=n, x_range=None)
 
 
 _ARRAYS = ("run_id", "bucket", "count", "x_lo", "x_hi", "y_min", "y_max", "y_mean")
@@ -102,9 +106,9 @@ def query(conn: Connection, run_ids: Sequence[int], axis: str, metric: str, n: i
             .where(*cond).group_by(Point.run_id, bucket).order_by(Point.run_id, bucket))
     rows = conn.execute(stmt).all()
     cols = np.array([tuple(r) for r in rows], dtype=float).reshape(len(rows), len(_ARRAYS))
-    run_col, bucket_col = cols[:, 0].astype(np.int64), np.clip(cols[:, 1], 0, n - 1).astype(np.int64)
-    return Buckets(run_col, bucket_col, cols[:, 2].astype(np.int64), *(cols[:, i] for i in range(3, 8)), n=n,
-                   x_range=span)
+    return Buckets(run_id=cols[:, 0].astype(np.int64), bucket=np.clip(cols[:, 1], 0, n - 1).astype(np.int64),
+                   count=cols[:, 2].astype(np.int64), x_lo=cols[:, 3], x_hi=cols[:, 4], y_min=cols[:, 5],
+                   y_max=cols[:, 6], y_mean=cols[:, 7], n=n, x_range=span)
 
 
 def envelope(b: Buckets) -> tuple[np.ndarray, np.ndarray]:

@@ -20,7 +20,7 @@ def _is_number(value: Any) -> bool:
 
 def _mix(a: str, b: str, t: float) -> str:
     ca, cb = (tuple(int(c[i:i + 2], 16) for i in (1, 3, 5)) for c in (a, b))
-    return "#" + "".join(f"{round(x + (y - x) * t):02x}" for x, y in zip(ca, cb))
+    return "#" + "".join(f"{round(x + (y - x) * t):02x}" for x, y in zip(ca, cb, strict=True))
 
 
 def _viridis(t: float) -> str:

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from db.models import Diagnostic, Point
-from db.queries import diagnostics_frame, points_frame, runs_frame, study_spec
+from db.queries import diagnostics_frame, runs_frame, study_spec
 from sweeper.checks import quantities
 from sweeper.checks.base import StudyData
 from sweeper.serve.colours import palette
@@ -102,6 +102,16 @@ def traces(frame: pd.DataFrame, runs: pd.DataFrame, field: str, colour: str,
     return out
 
 
+def _scheduled_lr(engine: Engine, run_ids: list[int]) -> pd.DataFrame:
+    """``run_id, step, lr_t`` (the scheduled learning rate at each point) of the runs: all ``late_noise`` reads of
+    the points."""
+    stmt = (sa.select(Point.run_id, Point.step, Point.lr.label("lr_t")).where(Point.run_id.in_(run_ids))
+            .order_by(Point.run_id, Point.step))
+    with engine.connect() as conn:
+        result = conn.execute(stmt)
+        return pd.DataFrame(result.all(), columns=list(result.keys())).astype({"lr_t": float})
+
+
 def predictions(engine: Engine, name: str) -> list[dict[str, float]]:
     """The B* of each linear path whose base runs have noise measurements (``quantities.path_predictions`` on the
     runs, the base runs' scheduled lr and their noise rows only)."""
@@ -110,7 +120,7 @@ def predictions(engine: Engine, name: str) -> list[dict[str, float]]:
     base_ids = [int(r) for _, g in quantities.linear_paths(empty) for r in quantities.base_runs(g).run_id]
     if not base_ids:
         return []
-    data = StudyData(name, study_spec(engine, name), runs, points_frame(engine, name, base_ids, metrics=["lr"]),
+    data = StudyData(name, study_spec(engine, name), runs, _scheduled_lr(engine, base_ids),
                      diagnostics_frame(engine, name, "noise", base_ids))
     return [{"b0": p.b0, "b_star": p.b_star, "g_over_n": p.g_over_n, "threshold": quantities.THRESHOLD}
             for p in quantities.path_predictions(data)]

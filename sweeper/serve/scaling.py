@@ -46,8 +46,8 @@ def view(engine: Engine, name: str, metric: str, width: int, relative: float | N
         return out
     if index >= len(found):
         raise BadRequest(f"path: {index} is past the last scaling path ({len(found) - 1})")
-    group = found[index][2]
-    axis = listed[index]["axis"]
+    rule, base, group = found[index]
+    axis = axis_of(rule, base["optimizer"])
     ids = [int(i) for i in group.run_id]
     with engine.connect() as conn:
         data = buckets.query(conn, ids, axis, metric, bucket_count(width, len(ids)))

@@ -104,8 +104,8 @@ def band_traces(data: buckets.Buckets, runs: pd.DataFrame, colour: str,
         first = group.iloc[0]
         c = value(first[colour])
         out.append({"name": label(first, moving), "run_ids": [int(r) for r in group.run_id], "group": number_text(c),
-                    "value": c, "colour": colours[c], "seeds": len(group), "x": _finite_list(x), "y": _finite_list(mean),
-                    "lo": _finite_list(mean - spread), "hi": _finite_list(mean + spread)})
+                    "value": c, "colour": colours[c], "seeds": len(group), "x": _finite_list(x),
+                    "y": _finite_list(mean), "lo": _finite_list(mean - spread), "hi": _finite_list(mean + spread)})
     return out
 
 

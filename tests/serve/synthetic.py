@@ -62,10 +62,10 @@ def trajectory(trial: TrialConfig, steps: np.ndarray) -> list[dict[str, Any]]:
     test = 0.5 + np.exp(-t) + noise[0]
     train = 0.5 + np.exp(-t) + noise[1]
     return [{"step": int(s), "effective_step": float(s), "epoch": float(s * batch / N_TRAIN), "sde_time": float(ti),
-             "lr": lr, "weight_decay": 0.0, "train_loss": float(a), "test_loss": float(b), "train_acc": float(1 - a / 2),
-             "test_acc": float(1 - b / 2), "weight_norm": 1.0 + float(ti), "effective_lr": lr / (1.0 + float(ti)) ** 2,
-             "angular_update": 0.1 * lr, "grad_norm": float(a)}
-            for s, ti, a, b in zip(steps, t, train, test)]
+             "lr": lr, "weight_decay": 0.0, "train_loss": float(a), "test_loss": float(b),
+             "train_acc": float(1 - a / 2), "test_acc": float(1 - b / 2), "weight_norm": 1.0 + float(ti),
+             "effective_lr": lr / (1.0 + float(ti)) ** 2, "angular_update": 0.1 * lr, "grad_norm": float(a)}
+            for s, ti, a, b in zip(steps, t, train, test, strict=True)]
 
 
 def write_run(engine: Engine, run_id: int, trial: TrialConfig, steps: np.ndarray, *,

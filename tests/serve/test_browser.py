@@ -3,8 +3,9 @@ while a thread writes points (as a launch's driver would), and the page — with
 shows the point count growing; then a screenshot at 1400 px.
 
 Needs ``chromium`` on PATH (``.ci/chromium.sh`` installs it): skipped locally without it, but fails when ``CI``
-is set (the ``chromium`` fixture and ``browse`` of tests/report/test_report.py). The page records each point count it polled in
-``body[data-points-seen]`` and the points it drew in ``data-points`` of the plot, which ``--dump-dom`` shows.
+is set (the ``chromium`` fixture and ``browse`` of tests/report/test_report.py). The page records each point count
+it polled in ``body[data-points-seen]`` and the points it drew in ``data-points`` of the plot, which ``--dump-dom``
+shows.
 """
 
 from __future__ import annotations

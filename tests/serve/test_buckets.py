@@ -32,7 +32,7 @@ def stored(db_url: str):
     run_id = create_study(engine, "known", [trial])[trial.trial_id]
     steps, y = series()
     writer.write_points(engine, run_id, [{"step": int(s), "epoch": s / 100, "test_loss": float(v)}
-                                         for s, v in zip(steps, y)]
+                                         for s, v in zip(steps, y, strict=True)]
                         + [{"step": N_POINTS, "epoch": N_POINTS / 100}])  # metric not measured: NULL
     yield engine, run_id
     engine.dispose()
@@ -61,7 +61,8 @@ def test_bucket_min_max_and_envelope(stored, n, log_x):
     span = (0.01 if log_x else 0.0, 10.0)  # x of every point with a finite x (the last has no test_loss)
     assert b.x_range == span
     want = expected(steps / 100, y, n, span, log_x)
-    got = dict(zip(b.bucket.tolist(), zip(b.y_min.tolist(), b.y_max.tolist(), b.count.tolist())))
+    extremes = zip(b.y_min.tolist(), b.y_max.tolist(), b.count.tolist(), strict=True)
+    got = dict(zip(b.bucket.tolist(), extremes, strict=True))
     assert got == {k: v[:3] for k, v in want.items()}
     assert b.y_mean == pytest.approx([want[k][3] for k in b.bucket.tolist()])
     xs, ys = buckets.envelope(b)

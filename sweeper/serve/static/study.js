@@ -28,8 +28,8 @@ async function refreshSummary() {
   document.getElementById("progress-text").textContent = `${Math.round(100 * s.progress)}% of ${s.n_runs} runs finished`;
   document.getElementById("last-write").textContent = s.last_write ? new Date(s.last_write).toLocaleString() : "–";
   if (s.version !== state.version) {
+    await refreshAll();  // on failure the version stays old: the next poll tries again
     state.version = s.version;
-    await refreshAll();
   }
 }
 
@@ -147,8 +147,9 @@ async function refreshVerdicts() {
 async function refreshAll() {
   const results = await Promise.allSettled([refreshRuns(), refreshTrajectories(), refreshScaling(),
                                             refreshDiagnostics(), refreshVerdicts()]);
-  const failed = results.find(r => r.status === "rejected");
-  if (failed) throw failed.reason;
+  const failed = results.filter(r => r.status === "rejected").map(r => r.reason.message);
+  showError("page-error", failed.length ? `could not draw: ${failed.join("; ")}` : "");
+  if (failed.length) throw new Error(failed[0]);
 }
 
 document.getElementById("filter").addEventListener("submit", e => {
