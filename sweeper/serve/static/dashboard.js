@@ -100,6 +100,7 @@ function drawPlot(div, data, layout) {
                 xaxis: {gridcolor: "#eee", zeroline: false}, yaxis: {gridcolor: "#eee", zeroline: false}};
   const merged = Object.assign({}, base, layout || {});
   merged.xaxis = Object.assign({}, base.xaxis, (layout || {}).xaxis || {});
+  if (merged.xaxis.type !== "log") merged.xaxis.tickformat = "~g";  // 9.6, not 9.5999999 on a narrow range
   merged.yaxis = Object.assign({}, base.yaxis, (layout || {}).yaxis || {});
   if (merged.title && typeof merged.title === "string") {
     merged.title = {text: esc(merged.title), font: {size: 13}, x: 0.01, xanchor: "left"};  // clear of the mode bar
