@@ -1,20 +1,21 @@
-"""Columnar reads: the numeric result of a SELECT as numpy arrays, with no Python object per row.
+"""Columnar reads: the numeric result of a SELECT as numpy arrays, one per column.
 
-The rows are fetched by an ADBC driver (``adbc-driver-sqlite``, ``adbc-driver-postgresql``) as Arrow columns over
-a connection of its own to the same database, so a read sees what is committed (a caller's uncommitted writes are
-not in it). SQLAlchemy still builds the statement; its parameters are rendered as literals (integers and strings
-only: the ids and names the read API passes). An in-memory SQLite database, which no second connection can open, is
-read through the caller's DBAPI cursor instead.
+PostgreSQL: the rows are fetched by the ADBC driver (``adbc-driver-postgresql``, binary COPY) as Arrow columns, with
+no Python object per row, over a connection of its own: a read sees what is committed (a caller's uncommitted
+writes are not in it). SQLAlchemy still builds the statement; its parameters are rendered as literals (integers and
+strings only: the ids and names the read API passes).
 
-SQLite keeps a NaN of a :class:`~db.types.PortableFloat` column as the text ``'NaN'``, which an Arrow column of
-doubles cannot hold: each float column is read as ``CASE WHEN x <= +inf THEN x END`` (a number, else NULL) and the
-few rows holding the text are then read by their key (a second, filtered scan) and set to NaN.
+SQLite: the caller's own connection's cursor, its rows converted to arrays at once. Never a second SQLite library
+in the process (as ADBC's SQLite driver would be): POSIX locks are per process, so its connection would take itself
+for the file's last user, checkpoint and delete the -wal/-shm that this process's sqlite3 connections still use,
+and what they write next would be lost. SQLite keeps a NaN of a :class:`~db.types.PortableFloat` column as the text
+``'NaN'``: each float column is read as ``CASE WHEN x <= +inf THEN x END`` (a number, else NULL), and the few rows
+holding the text are then read by their key (a second scan, of the columns that read a NULL) and set to NaN.
 """
 
 from __future__ import annotations
 
 import math
-import urllib.parse
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,7 +23,6 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from db.connection import sqlite_path
 from db.types import PortableFloat
 
 __all__ = ["Columns", "read_columns"]
@@ -48,36 +48,25 @@ def _guarded(stmt: sa.Select[Any]) -> sa.Select[Any]:
     return stmt.with_only_columns(*cols, maintain_column_froms=True)
 
 
-def _adbc_uri(conn: Connection) -> tuple[str, str] | None:
-    """(driver module, URI) of a second connection to ``conn``'s database; None for an in-memory SQLite one."""
-    url = conn.engine.url
-    if conn.dialect.name == "sqlite":
-        path = sqlite_path(url)
-        if path is None:
-            return None
-        return "adbc_driver_sqlite.dbapi", "file:" + urllib.parse.quote(str(path.expanduser().resolve()))
-    if conn.dialect.name == "postgresql":
-        return "adbc_driver_postgresql.dbapi", url.set(drivername="postgresql").render_as_string(hide_password=False)
-    raise NotImplementedError(f"no columnar read for dialect {conn.dialect.name!r} (use sqlite or postgresql)")
+def _fetch_arrow(conn: Connection, sql: str, floats: set[str]) -> tuple[Columns, Columns]:
+    """Values and NULL masks (float columns) of ``sql`` through ADBC's PostgreSQL driver."""
+    import adbc_driver_postgresql.dbapi as adbc
 
-
-def _fetch_arrow(module: str, uri: str, sql: str, floats: set[str]) -> tuple[Columns, Columns]:
-    """Values and NULL masks (float columns) of ``sql`` through the ADBC driver ``module``."""
-    import importlib
-
-    dbapi = importlib.import_module(module)
-    with dbapi.connect(uri) as adbc, adbc.cursor() as cur:
-        if module == "adbc_driver_sqlite.dbapi":  # infer each column's type from the whole result, not 1024 rows
-            cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(2**30)})
+    uri = conn.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with adbc.connect(uri) as pg, pg.cursor() as cur:
         cur.execute(sql)
         table = cur.fetch_arrow_table()
     values = {name: table.column(name).to_numpy() for name in table.column_names}
     return values, {name: table.column(name).is_null().to_numpy() for name in floats}
 
 
-def _fetch_dbapi(conn: Connection, sql: str, names: Sequence[str], floats: set[str]) -> tuple[Columns, Columns]:
-    """Values and NULL masks of ``sql`` through ``conn``'s own cursor (SQLite only: no NaN in a guarded read)."""
-    rows = conn.exec_driver_sql(sql).fetchall()
+def _fetch_sqlite(conn: Connection, sql: str, names: Sequence[str], floats: set[str]) -> tuple[Columns, Columns]:
+    """Values and NULL masks of ``sql`` (a guarded read: no NaN in it) through ``conn``'s own sqlite3 cursor."""
+    cursor = conn.connection.driver_connection.cursor()  # plain tuples: no SQLAlchemy Row per row
+    try:
+        rows = cursor.execute(sql).fetchall()
+    finally:
+        cursor.close()
     data = np.array(rows, dtype=float).reshape(len(rows), len(names))
     values = {name: data[:, i] for i, name in enumerate(names)}
     return values, {name: np.isnan(values[name]) for name in floats}
@@ -86,7 +75,7 @@ def _fetch_dbapi(conn: Connection, sql: str, names: Sequence[str], floats: set[s
 def _row(out: Columns, key: Sequence[str], values: Sequence[Any]) -> int:
     """The index of the row whose ``key`` columns (sorted lexicographically) hold ``values``."""
     lo, hi = 0, len(out[key[0]])
-    for name, value in zip(key, values):
+    for name, value in zip(key, values, strict=True):
         col = out[name][lo:hi]
         lo, hi = lo + int(np.searchsorted(col, value, "left")), lo + int(np.searchsorted(col, value, "right"))
     return lo
@@ -95,7 +84,7 @@ def _row(out: Columns, key: Sequence[str], values: Sequence[Any]) -> int:
 def _set_sqlite_nans(conn: Connection, stmt: sa.Select[Any], key: Sequence[str], out: Columns,
                      nulls: Columns) -> None:
     """Set NaN (not NULL) where SQLite holds the text 'NaN' in a float column of ``stmt``."""
-    floats = _floats(stmt)
+    floats = [f for f in _floats(stmt) if nulls[f].any()]  # a NaN was read as NULL: only such columns can hold one
     if not floats:
         return
     by_name = {c.name: c for c in stmt.selected_columns}
@@ -104,7 +93,7 @@ def _set_sqlite_nans(conn: Connection, stmt: sa.Select[Any], key: Sequence[str],
               .where(sa.or_(*(by_name[f] > _INF for f in floats))))
     for row in conn.execute(locate):  # PortableFloat reads the text back as NaN
         at = _row(out, key, row[: len(key)])
-        for name, value in zip(floats, row[len(key):]):
+        for name, value in zip(floats, row[len(key):], strict=True):
             if value is not None and math.isnan(value):
                 out[name][at], nulls[name][at] = np.nan, False
 
@@ -118,12 +107,14 @@ def read_columns(conn: Connection, stmt: sa.Select[Any], key: Sequence[str]) -> 
     """
     names = [c.name for c in stmt.selected_columns]
     floats = set(_floats(stmt))
-    read = _guarded(stmt) if conn.dialect.name == "sqlite" else stmt
-    sql = _sql(conn, read)
-    target = _adbc_uri(conn)
-    raw, nulls = _fetch_dbapi(conn, sql, names, floats) if target is None else _fetch_arrow(*target, sql, floats)
-    out = {name: np.array(raw[name], dtype=float if name in floats else np.int64) for name in names}
-    nulls = {name: np.array(mask, dtype=bool) for name, mask in nulls.items()}
+    if conn.dialect.name == "sqlite":
+        raw, nulls = _fetch_sqlite(conn, _sql(conn, _guarded(stmt)), names, floats)
+    elif conn.dialect.name == "postgresql":
+        raw, nulls = _fetch_arrow(conn, _sql(conn, stmt), floats)
+    else:
+        raise NotImplementedError(f"no columnar read for dialect {conn.dialect.name!r} (use sqlite or postgresql)")
+    out = {name: np.require(raw[name], float if name in floats else np.int64, "W") for name in names}  # NaNs set below
+    nulls = {name: np.require(mask, bool, "W") for name, mask in nulls.items()}
     if conn.dialect.name == "sqlite" and len(out[key[0]]):
         _set_sqlite_nans(conn, stmt, key, out, nulls)
     return out, nulls

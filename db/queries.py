@@ -237,8 +237,8 @@ def _point_columns(conn: Connection, study_id: int, columns: Sequence[str], run_
     if run_ids is not None:
         stmt = stmt.where(Point.run_id.in_([int(r) for r in run_ids]))
     values, nulls = read_columns(conn, stmt, key=("run_id", "step"))
-    return pd.DataFrame({"run_id": values["run_id"], "step": values["step"]} | {
-        c: pd.arrays.FloatingArray(values[c], nulls[c]) if keep_null else values[c] for c in columns})
+    return pd.DataFrame({"run_id": values["run_id"], "step": values["step"]} | {  # the arrays are ours: no copy
+        c: pd.arrays.FloatingArray(values[c], nulls[c]) if keep_null else values[c] for c in columns}, copy=False)
 
 
 def point_columns(bind: Bind, study: StudyRef, columns: Sequence[str], run_ids: Sequence[int] | None = None, *,

@@ -145,19 +145,20 @@ def compare_path(curves: Curves, runs: pd.DataFrame, base: dict[str, Any], *, ar
     """Compare every κ of one path (``runs``: its finished runs, all κ) with its baseline on ``curves`` (the
     study's curves of the compared metric on the path's time axis)."""
     metric, axis = curves.metric, curves.axis
-    runs = runs[["run_id", "kappa", "status", "batch_size", "lr", "seed"]]  # what is read below: cheap row filters
-    kappas = sorted(float(k) for k in runs.kappa.unique())
+    rows = runs[["run_id", "kappa", "status", "batch_size", "lr", "seed"]].to_dict("records")  # the path's few runs
+    kappa_of = np.array([float(r["kappa"]) for r in rows])
+    kappas = sorted(set(kappa_of.tolist()))
     base_kappa = 1.0 if any(math.isclose(k, 1.0) for k in kappas) else kappas[0]
     out = PathResult(arm, rule, axis, metric, base, base_kappa)
-    by_kappa = {k: runs[np.isclose(runs.kappa.astype(float), k)] for k in kappas}
-    out.run_ids = {k: [int(r) for r in g.run_id] for k, g in by_kappa.items()}
-    baseline = by_kappa[base_kappa]
-    completed = {k: g[g.status == "completed"] for k, g in by_kappa.items()}
-    if (baseline.status == "diverged").any():
+    by_kappa = {k: [rows[i] for i in np.flatnonzero(np.isclose(kappa_of, k))] for k in kappas}
+    out.run_ids = {k: [int(r["run_id"]) for r in g] for k, g in by_kappa.items()}
+    diverged = {k: sum(r["status"] == "diverged" for r in g) for k, g in by_kappa.items()}
+    completed = {k: Group.of([r for r in g if r["status"] == "completed"]) for k, g in by_kappa.items()}
+    if diverged[base_kappa]:
         out.note = f"the baseline κ = {base_kappa:g} diverged"
         out.missing = [f"sweep.lr: a smaller base learning rate (the κ = {base_kappa:g} baseline diverged)"]
         return out
-    if completed[base_kappa].empty:
+    if not completed[base_kappa].run_ids:
         out.note = f"the baseline κ = {base_kappa:g} has no completed run"
         out.missing = [SEEDS_HINT]
         return out
@@ -165,21 +166,21 @@ def compare_path(curves: Curves, runs: pd.DataFrame, base: dict[str, Any], *, ar
         out.note = "the path has a single κ"
         out.missing = ["scaling.factors: at least two κ, including 1, e.g. factors = [1, 2, 4, 8]"]
         return out
-    t_end = float(np.nanmin([curves.end(r) for g in completed.values() for r in g.run_id]))
+    t_end = float(np.nanmin([curves.end(r) for g in completed.values() for r in g.run_ids]))
     if not t_end > 0:
         out.note = f"the runs have no points past {axis} = 0"
         out.missing = ["budget: a longer budget (no points past time 0)"]
         return out
     edges = np.linspace(0.0, t_end, windows + 1)
     out.edges = edges.tolist()
-    base_group = Group.of(completed[base_kappa])
+    base_group = completed[base_kappa]
     results: list[KappaResult] = []
     for k in kappas:
-        g = by_kappa[k]
-        res = KappaResult(k, float(g.batch_size.iloc[0]), float(g.lr.iloc[0]), len(completed[k]),
-                          int((g.status == "diverged").sum()), "baseline" if k == base_kappa else "unresolved")
-        if k != base_kappa and not res.diverged and len(completed[k]):
-            res.comparison = compare(curves, base_group, Group.of(completed[k]), edges)
+        first = by_kappa[k][0]
+        res = KappaResult(k, float(first["batch_size"]), float(first["lr"]), len(completed[k].run_ids), diverged[k],
+                          "baseline" if k == base_kappa else "unresolved")
+        if k != base_kappa and not res.diverged and completed[k].run_ids:
+            res.comparison = compare(curves, base_group, completed[k], edges)
         results.append(res)
     out.overdispersion = decide([r.comparison for r in results if r.comparison], edges, relative, alpha)
     for r in results:

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import math
+import sqlite3
 
 import numpy as np
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from db import queries, writer
 from db.columnar import read_columns
+from db.connection import sqlite_path
+from db.engine import open_db
 from db.models import Base, Point, Run
+from tests.db.conftest import trial_config
 
 NAN, INF = math.nan, math.inf
 
@@ -44,9 +49,10 @@ def test_columns_match_rows_with_nan_null_inf(engine: Engine, study: dict) -> No
         assert nulls[name].tolist() == [v is None for v in expected], name
         got = values[name]
         assert all((v is None and math.isnan(g)) or (math.isnan(v) and math.isnan(g)) or v == g
-                   for v, g in zip(expected, got)), name
+                   for v, g in zip(expected, got, strict=True)), name
     nan_at = np.flatnonzero(np.isnan(values["train_loss"]) & ~nulls["train_loss"])
-    assert [(values["run_id"][i], values["step"][i]) for i in nan_at] == [(ids["trial-002"], 3), (ids["trial-002"], 1500)]
+    found = [(values["run_id"][i], values["step"][i]) for i in nan_at]
+    assert found == [(ids["trial-002"], 3), (ids["trial-002"], 1500)]
     assert nulls["test_acc"].all()
 
 
@@ -64,8 +70,23 @@ def test_point_columns_reads_only_what_is_asked(engine: Engine, study: dict) -> 
         queries.point_columns(engine, "demo", ["loss"])
 
 
-def test_in_memory_sqlite_reads_through_its_own_cursor() -> None:
-    engine = sa.create_engine("sqlite://")  # a second connection cannot open it
+def test_sqlite_writes_after_a_read_reach_the_file(sqlite_url: str) -> None:
+    """The read uses this process's own SQLite connection: what is written next is in the file (a second SQLite
+    library in the process would delete the -wal that the pool's connection still writes to)."""
+    engine = open_db(sqlite_url, create=True)
+    with Session(engine) as session, session.begin():
+        study = writer.ensure_study(session, "s", {"name": "s"})
+        run_id = writer.ensure_runs(session, study, [trial_config(0)])["trial-000"]
+    writer.write_points(engine, run_id, _points(5))
+    assert len(queries.point_columns(engine, "s", ["test_loss"])) == 5
+    writer.write_points(engine, run_id, [{"step": 99, "test_loss": 1.0}])
+    with sqlite3.connect(sqlite_path(sa.engine.make_url(sqlite_url))) as fresh:  # what another process sees
+        assert fresh.execute("SELECT count(*) FROM points").fetchone()[0] == 6
+    engine.dispose()
+
+
+def test_in_memory_sqlite() -> None:
+    engine = sa.create_engine("sqlite://")
     Base.metadata.create_all(engine)
     with engine.begin() as conn:
         conn.execute(sa.text("INSERT INTO studies (id, name, spec, spec_hash, package_version, status, created_at) "

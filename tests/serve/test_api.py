@@ -188,11 +188,6 @@ def test_a_study_whose_driver_died_reads_as_interrupted(client, engine):
     assert ok(client, "/api/studies/stale")["status"] == "running"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "db.columnar reads a SQLite file through ADBC, whose own copy of SQLite shares no lock state with this process's "
-    "sqlite3 connections (POSIX locks are per process): closing it takes the exclusive lock, checkpoints and deletes "
-    "the -wal/-shm they still use, so what they write next (this verdict) never reaches the file, and concurrent "
-    "readers get 'disk I/O error'. Fix in db/columnar.py (issue 11); then this passes."))
 def test_a_stored_verdict_reaches_the_database_file(client, engine, db_file):
     """Read back through a fresh connection (what another process sees), not through this process's pool."""
     client.post(f"{API}/checks/svag", json={})
