@@ -32,13 +32,14 @@ class OneLineErrors(TyperGroup):
     """The root group: Click's usage errors (and aborts) become one ``error: …`` line on stderr, exit 2 (1)."""
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
-             standalone_mode: bool = True, **extra: Any) -> Any:
+             standalone_mode: bool = True, windows_expand_args: bool = True, **extra: Any) -> Any:
         from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
         from cli.output import EXIT_BAD_INPUT, EXIT_FAILED
 
         try:
-            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            code = super().main(args, prog_name, complete_var, standalone_mode=False,
+                                windows_expand_args=windows_expand_args, **extra)
         except NoArgsIsHelpError as exc:  # `sweeper`, `sweeper db`: the help, as a usage error
             typer.echo(exc.format_message(), err=True)
             code = EXIT_BAD_INPUT

@@ -11,7 +11,7 @@ import typer
 
 from sweeper.names import CHECK_NAMES
 
-CheckName = Enum("CheckName", {name: name for name in (*CHECK_NAMES, "all")}, type=str)
+CheckName = Enum("CheckName", {name: name for name in (*CHECK_NAMES, "all")}, type=str)  # type: ignore[misc]  # members from CHECK_NAMES
 """A check of ``sweeper.checks``, or ``all``."""
 
 

@@ -12,7 +12,7 @@ import itertools
 import math
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -23,6 +23,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 from sweeper.data.cifar_layout import check_cifar_root
 from sweeper.limits import (
@@ -193,6 +194,8 @@ DataSpec = Annotated[LinregData | TeacherData | Mnist1dData | CifarData, Field(d
 class _ModelBase(_Strict):
     scale_invariant: bool = False
     """Normalization without affine parameters, no biases before a norm, frozen head (docs/theory.md §1)."""
+    if TYPE_CHECKING:
+        norm: Norm  # each model declares it, with its own default (declared here, it would reorder the fields)
 
     @model_validator(mode="after")
     def _invariance_needs_norm(self) -> _ModelBase:
@@ -587,6 +590,7 @@ def _sgd_steps(spec: StudySpec, n_train: int, batch_size: int, lr: float) -> flo
     if budget.steps is not None:
         return float(budget.steps)
     per_step = lr**2 if is_adaptive(spec.optimizer.name) else lr
+    assert budget.sde_time is not None, "BudgetSpec holds exactly one of epochs, steps, sde_time"
     return budget.sde_time / per_step if per_step > 0 else math.inf
 
 
@@ -673,7 +677,7 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
 _VALID_NAMES = {"data": DATA_NAMES, "model": MODEL_NAMES, "optimizer": OPTIMIZER_NAMES}
 
 
-def _error_line(err: dict[str, Any]) -> str:
+def _error_line(err: ErrorDetails) -> str:
     loc = _format_loc(err["loc"])
     kind, msg = err["type"], err["msg"]
     if kind in ("union_tag_invalid", "union_tag_not_found"):
@@ -693,7 +697,7 @@ def _error_line(err: dict[str, Any]) -> str:
     return f"{loc}: {msg}" + (f" (got {err['input']!r})" if kind not in ("value_error",) and _short(err) else "")
 
 
-def _short(err: dict[str, Any]) -> bool:
+def _short(err: ErrorDetails) -> bool:
     value = err.get("input")
     return isinstance(value, (int, float, str, bool)) and len(repr(value)) < 60
 

@@ -89,7 +89,7 @@ def _path_effects(spec: dict[str, Any]) -> dict[float, float]:
 def lsr_truth(spec: dict[str, Any]) -> tuple[str, float, str]:
     """Largest |E window mean at κ / at κ = 1 − 1| over κ and windows, in units of the 5% tolerance."""
     effects = _path_effects(spec)
-    worst = max(effects, key=effects.get)
+    worst = max(effects, key=lambda k: effects[k])
     ratio = effects[worst] / RELATIVE
     why = ", ".join(f"κ={k:g}: {100 * e:.2f}%" for k, e in effects.items())
     return _category(ratio), ratio, f"closed form, largest window difference from κ = 1: {why}"

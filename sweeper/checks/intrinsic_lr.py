@@ -475,7 +475,8 @@ def _p2_metrics(groups: list[EtaLambdaGroup], alpha: float) -> MetricsPart:
     """(b) Each config's seed mean against its group's smallest-η config, per metric, with the seed SD pooled over
     every config of the P2 groups (seed noise of one configuration, docs/theory.md notation; under P2 all configs of a
     group share one equilibrium, so one SD per metric)."""
-    pairs, values = [], {}
+    pairs: list[tuple[float, str, float, float, np.ndarray, np.ndarray]] = []  # (ηλ, metric, η_ref, η, ref, other)
+    values: dict[str, list[np.ndarray]] = {}
     for g in groups:
         by_cfg: dict[tuple[float, float], list[RunSegment]] = {}
         for r in g.runs:
@@ -493,9 +494,9 @@ def _p2_metrics(groups: list[EtaLambdaGroup], alpha: float) -> MetricsPart:
     if not pairs:
         return MetricsPart(reason="no equilibrium metric recorded")
     pooled: dict[str, tuple[float, int]] = {}
-    for metric, arrays in values.items():
-        dof = sum(len(v) - 1 for v in arrays if len(v) >= 2)
-        ss = sum(float(((v - v.mean()) ** 2).sum()) for v in arrays if len(v) >= 2)
+    for metric, samples in values.items():
+        dof = sum(len(v) - 1 for v in samples if len(v) >= 2)
+        ss = sum(float(((v - v.mean()) ** 2).sum()) for v in samples if len(v) >= 2)
         if dof >= 1:
             pooled[metric] = (math.sqrt(ss / dof), dof)
     m = sum(p[1] in pooled for p in pairs)

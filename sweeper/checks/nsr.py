@@ -134,7 +134,9 @@ class NsrPath:
         if p.call == "CONFIRMED":
             return text + f", within ×{f:g}"
         if p.call == "REFUTED":
-            return text + (f": LSR held well past the prediction (B* < B_hold/{f:g})" if p.b_star < p.b_hold / f
+            # REFUTED with no failing κ can only mean B* < B_hold/f
+            return text + (f": LSR held well past the prediction (B* < B_hold/{f:g})"
+                           if p.b_fail is None or p.b_star < p.b_hold / f
                            else f": LSR failed well before the prediction (B* > {f:g}·B_fail = {f * p.b_fail:g})")
         if p.b_fail is None:
             return text + "; no κ failed, so the observed limit is only a lower bound"
@@ -252,7 +254,8 @@ def check(data: StudyData, *, metric: str | None = None, tolerance: float | None
     for r in results:
         _decide(r)
     calls = [r.call for r in results]
-    verdict = "REFUTED" if "REFUTED" in calls else "INCONCLUSIVE" if "INCONCLUSIVE" in calls else "CONFIRMED"
+    verdict: Outcome = ("REFUTED" if "REFUTED" in calls else "INCONCLUSIVE" if "INCONCLUSIVE" in calls
+                        else "CONFIRMED")
     lead = next(r for r in results if r.call == verdict)
     many = len(results) > 1
     text = "; ".join((f"[{r.label}] " if many else "") + r.describe() for r in results)
@@ -273,8 +276,8 @@ def figure(data: StudyData, verdict: Verdict) -> Any:
     paths_ = verdict.details.get("paths", [])
     p = paths_[0] if paths_ else {}
     diag = data.diagnostics
-    base_ids = next((e["run_ids"] for e in p.get("path", {}).get("runs", [])
-                     if e["kappa"] == p["path"]["baseline_kappa"]), [])
+    base_ids: list[int] = next((e["run_ids"] for e in p.get("path", {}).get("runs", [])
+                                if e["kappa"] == p["path"]["baseline_kappa"]), [])
     window = set(p.get("window_steps", []))
     for r in base_ids:
         rows = diag[(diag.run_id == r) & (diag.kind == "noise")].sort_values("step") if "kind" in diag else diag

@@ -222,7 +222,7 @@ def _judge_sgd(res: SvagGroup, sgd: Comparison | None, edges: np.ndarray, relati
     w = next((w for w in sgd.windows if w.fails), sgd.worst())
     res.sgd_why = (f"window {w.window}: l = 1 − l = {top:g} is {w.diff.value:+.4g} ± {w.decision.halfwidth:.3g} "
                    f"(tolerance {w.tolerance:.3g})")
-    if sgd.joint_fails and not any(w.fails for w in sgd.windows):
+    if sgd.joint_fails and sgd.joint is not None and not any(w.fails for w in sgd.windows):
         res.sgd_why += f"; averaged over the windows {sgd.joint.value:+.3g} ± {sgd.joint.se:.2g} tolerances"
 
 

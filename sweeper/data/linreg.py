@@ -83,10 +83,12 @@ def build(device: torch.device, dtype: torch.dtype, **options: Any) -> Dataset:
     def exact_test_loss(w: Tensor) -> float:
         return population_loss(w, h, w_star, noise, hetero)
 
-    put = dict(device=device, dtype=dtype)
+    def put(t: Tensor) -> Tensor:
+        return t.to(device=device, dtype=dtype)
+
     return Dataset(
-        x_train=x_train.to(**put), y_train=y_train.to(**put),
-        x_test=x_test.to(**put), y_test=y_test.to(**put),
+        x_train=put(x_train), y_train=put(y_train),
+        x_test=put(x_test), y_test=put(y_test),
         task="regression", num_outputs=1, input_shape=(dim,),
         augment=None, exact_test_loss=exact_test_loss,
         meta={"h": h, "w_star": w_star, "noise": noise, "condition": condition, "hetero": hetero},

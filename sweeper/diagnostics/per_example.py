@@ -7,7 +7,7 @@ over the parameters with ``requires_grad`` only, so column j of every result ref
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
@@ -30,7 +30,7 @@ def num_trainable(model: nn.Module) -> int:
     return sum(p.numel() for _, p in trainable_parameters(model))
 
 
-def flatten_grads(grads: list[Tensor | None], params: list[Tensor]) -> Tensor:
+def flatten_grads(grads: Sequence[Tensor | None], params: Sequence[Tensor]) -> Tensor:
     """Concatenate per-parameter gradients into one (d,) vector; a None gradient (unused parameter) counts as 0."""
     flat = [(torch.zeros_like(p) if g is None else g).reshape(-1) for g, p in zip(grads, params, strict=True)]
     return torch.cat(flat)

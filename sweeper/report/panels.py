@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.axis import Axis
+from matplotlib.backend_bases import RendererBase
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import Collection
 from matplotlib.figure import Figure
+from matplotlib.scale import LogTransform
 from matplotlib.ticker import FuncFormatter, LogFormatterSciNotation
+from matplotlib.transforms import Bbox
 
 WRAP = 48
 """Characters per line of an empty panel's text."""
@@ -47,7 +51,7 @@ def has_data(ax: Axes) -> bool:
     if ax.images:
         return True
     if any(line.get_transform() is ax.transData and _finite_points(np.column_stack(line.get_data()))
-           for line in ax.lines if len(line.get_xdata())):
+           for line in ax.lines if np.size(line.get_xdata())):
         return True
     if any(_collection_has_data(ax, c) for c in ax.collections):
         return True
@@ -91,17 +95,17 @@ class _PlainLogFormatter(LogFormatterSciNotation):
 def _plain_log_ticks(axis: Axis) -> None:
     if axis.get_scale() != "log":
         return
-    base = axis.get_transform().base
+    base = cast(LogTransform, axis.get_transform()).base
     for which, formatter in (("major", axis.get_major_formatter()), ("minor", axis.get_minor_formatter())):
         if type(formatter) is LogFormatterSciNotation:  # exactly: a subclass is the figure's own choice
             plain = _PlainLogFormatter(base, labelOnlyBase=formatter.labelOnlyBase)
             (axis.set_major_formatter if which == "major" else axis.set_minor_formatter)(plain)
 
 
-def _keep_apart(axis: Axis, renderer: object) -> None:
+def _keep_apart(axis: Axis, renderer: RendererBase) -> None:
     """Blank the tick labels of ``axis`` that overlap an earlier kept one (majors first, then minors, each in
     order of position); a tick the next draw places anew keeps its formatter's label."""
-    kept: list[object] = []
+    kept: list[Bbox] = []
     texts: dict[str, str] = {}
     overlapped = False
     for ticks in (axis.get_major_ticks(), axis.get_minor_ticks()):

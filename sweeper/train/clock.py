@@ -46,6 +46,7 @@ def make_clock(config: TrialConfig, n_train: int) -> Clock:
         sgd_steps = budget.steps
     else:  # SDE time at a constant lr: t = k·η (SGD family) or k·η² (adaptive)
         per_step = config.lr**2 if config.optimizer.name in ("adam", "rmsprop") else config.lr
+        assert budget.sde_time is not None, "BudgetSpec holds exactly one of epochs, steps, sde_time"
         sgd_steps = math.ceil(budget.sde_time / per_step - 1e-9)
     total = math.ceil(sgd_steps * m - 1e-9)
     log = config.log

@@ -29,7 +29,13 @@ from sweeper.diagnostics import (
     top_hessian_eigenvalue,
 )
 from sweeper.diagnostics.per_example import num_trainable
-from sweeper.spec import DiagnosticsSpec
+from sweeper.spec import (
+    CovarianceDiagnostic,
+    DiagnosticsSpec,
+    NoiseDiagnostic,
+    SharpnessDiagnostic,
+    TrajectoryDiagnostic,
+)
 from sweeper.train.clock import Clock
 
 FULL_DATASET_MAX_PARAMS = 20_000
@@ -72,13 +78,14 @@ class Diagnostics:
             if d > FULL_DATASET_MAX_PARAMS:
                 raise ValueError(f"diagnostics.covariance.full_dataset needs a model with at most "
                                  f"{FULL_DATASET_MAX_PARAMS} parameters (this one has {d}); use samples = N instead")
-        self.trajectory = _TrajectoryRecorder(spec, clock, trainable) if spec.trajectory else None
+        self.trajectory = _TrajectoryRecorder(spec.trajectory, clock, trainable) if spec.trajectory else None
 
     def _costs(self) -> dict[str, float]:
         """Estimated cost of each configured diagnostic, in example gradients (for the automatic cadence)."""
-        spec, costs = self.spec, {}
+        spec = self.spec
+        costs: dict[str, float] = {}
         if spec.noise is not None:
-            costs["noise"] = self._noise_batches() * self.batch_size
+            costs["noise"] = self._noise_batches(spec.noise) * self.batch_size
         if spec.covariance is not None:
             n = self.data.n_train if spec.covariance.full_dataset else spec.covariance.samples
             costs["covariance"] = PER_EXAMPLE_COST * n
@@ -87,8 +94,8 @@ class Diagnostics:
             costs["sharpness"] = 2.0 * cfg.batch_size * (cfg.max_iterations + cfg.trace_samples)
         return costs
 
-    def _noise_batches(self) -> int:
-        return self.spec.noise.batches or max(200, 12800 // self.batch_size)
+    def _noise_batches(self, cfg: NoiseDiagnostic) -> int:
+        return cfg.batches or max(200, 12800 // self.batch_size)
 
     def steps(self) -> set[int]:
         """Every raw step at which a diagnostic (other than the per-step trajectory) runs."""
@@ -110,14 +117,14 @@ class Diagnostics:
         for kind, steps in self.schedule.items():
             if step in steps:
                 start = time.perf_counter()
-                row = getattr(self, f"_{kind}")(step)
+                row = getattr(self, f"_{kind}")(step, getattr(self.spec, kind))
                 row.update(step=step, kind=kind, wall_seconds=time.perf_counter() - start)
                 rows.append(row)
         return rows
 
-    def _noise(self, step: int) -> dict[str, Any]:
+    def _noise(self, step: int, cfg: NoiseDiagnostic) -> dict[str, Any]:
         """m train-mode batch gradients at the run's batch size (the noise SGD feels; BN buffers untouched)."""
-        b, m = self.batch_size, self._noise_batches()
+        b, m = self.batch_size, self._noise_batches(cfg)
         gen, stats = self._generator(step, "noise"), BatchGradStats(b)
         for _ in range(m):
             idx = self._draw(b, gen)
@@ -126,8 +133,7 @@ class Diagnostics:
         summary = {k: float(v) for k, v in asdict(result).items() if np.ndim(v) == 0} | {"m": m, "batch_size": b}
         return {"value": summary.get("ratio"), "summary": summary}
 
-    def _covariance(self, step: int) -> dict[str, Any]:
-        cfg = self.spec.covariance
+    def _covariance(self, step: int, cfg: CovarianceDiagnostic) -> dict[str, Any]:
         n = self.data.n_train if cfg.full_dataset else cfg.samples
         idx = self._draw(n, self._generator(step, "covariance"), replacement=False)
         grads = per_example_grads(self.model, self.data.x_train[idx], self.data.y_train[idx], self.data.task)
@@ -137,8 +143,7 @@ class Diagnostics:
         return {"value": summary["rank_over_d"], "summary": summary,
                 "payload": eigenvalues}
 
-    def _sharpness(self, step: int) -> dict[str, Any]:
-        cfg = self.spec.sharpness
+    def _sharpness(self, step: int, cfg: SharpnessDiagnostic) -> dict[str, Any]:
         idx = self._draw(cfg.batch_size, self._generator(step, "sharpness"), replacement=False)
         x, y = self.data.x_train[idx], self.data.y_train[idx]
         top = top_hessian_eigenvalue(self.model, x, y, self.data.task, tol=cfg.tolerance,
@@ -154,8 +159,7 @@ class Diagnostics:
 class _TrajectoryRecorder:
     """Weights (the tracked set) projected on K fixed random unit directions every few steps inside a window."""
 
-    def __init__(self, spec: DiagnosticsSpec, clock: Clock, params: list[torch.nn.Parameter]):
-        cfg = spec.trajectory
+    def __init__(self, cfg: TrajectoryDiagnostic, clock: Clock, params: list[torch.nn.Parameter]):
         self.cfg, self.params = cfg, params
         per_epoch = clock.total_steps / clock.total_epochs if clock.total_epochs else 1.0
         self.start = round(cfg.start_epoch * per_epoch)

@@ -135,11 +135,11 @@ class Trial:
         """The (SVAG-mixed) minibatch loss of a fresh draw, differentiable, 0-d."""
         return self.weighted_losses().sum()
 
-    def _backward(self, losses: torch.Tensor, online: bool) -> torch.Tensor:
-        """Gradients into ``.grad``; with ``online``, from two groups separately, feeding the noise-scale EMA."""
+    def _backward(self, losses: torch.Tensor, online: TwoBatchNoiseScale | None) -> torch.Tensor:
+        """Gradients into ``.grad``; with ``online``, from two groups separately, feeding that noise-scale EMA."""
         for p in self.trainable:
             p.grad = None
-        if not online:
+        if online is None:
             loss = losses.sum()
             loss.backward()
             return loss
@@ -152,7 +152,7 @@ class Trial:
         sa, sb = self.online_scales  # group sums → group-mean gradients
         # torch._foreach_* (private): one multi-tensor kernel per operation, as in sweeper/train/metrics.py
         mean_pair = torch._foreach_add(torch._foreach_mul(ga, sa / 2), torch._foreach_mul(gb, sb / 2))
-        self.online.update((squared_norm(ga) * sa**2 + squared_norm(gb) * sb**2) / 2, squared_norm(mean_pair))
+        online.update((squared_norm(ga) * sa**2 + squared_norm(gb) * sb**2) / 2, squared_norm(mean_pair))
         return parts[0].detach() + parts[1].detach()
 
     def train_step(self, lr: float, weight_decay: float, measure: bool = False) -> torch.Tensor:
@@ -160,7 +160,7 @@ class Trial:
 
         ``measure``: also record this step's gradient norm and angular update (and the online noise scale).
         """
-        loss = self._backward(self.weighted_losses(), measure and self.online is not None)
+        loss = self._backward(self.weighted_losses(), self.online if measure else None)
         if measure:
             self.grad_meter.add()
             self.tracker.before_step()
@@ -272,7 +272,7 @@ class Trial:
         state = reporter.checkpoint()
         if state is not None:
             self.load_state_dict(state)
-        info = {"device": str(self.device)}
+        info: dict[str, Any] = {"device": str(self.device)}
         log_set = set(self.clock.log_steps)
         diag, trajectory = self.diagnostics, self.diagnostics.trajectory
         all_points: list[dict[str, Any]] = []
@@ -289,7 +289,9 @@ class Trial:
             self.start = Start.from_point(points[-1])
             if self.start.point_diverged(points[-1]):
                 status, diverged_step = "diverged", 0
-        limit = self.start.batch_bound
+        start = self.start
+        assert start is not None, "set by the step-0 point or by load_state_dict"
+        limit = start.batch_bound
         events = sorted(s for s in log_set | diag.steps() if s > self.step) if diverged_step is None else []
         for event in events:
             diverged_step = self._advance(event, limit, log_set)
@@ -301,7 +303,7 @@ class Trial:
             if self.step not in log_set:
                 continue
             points.append(self.point())
-            if self.start.point_diverged(points[-1]):
+            if start.point_diverged(points[-1]):
                 status, diverged_step = "diverged", self.step
                 break
             if time.monotonic() - last_report >= self.config.log.report_seconds and self.step < self.clock.total_steps:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from sweeper.models.loss import example_losses
@@ -11,14 +13,14 @@ from sweeper.models.loss import example_losses
 # only from torch 2.6 (torch.nn.utils.get_total_norm), and the project supports torch ≥ 2.2.
 
 
-def squared_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
+def squared_norm(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     """Σ‖t‖² over ``tensors`` as a float64 0-d tensor on their device (no host sync)."""
-    return torch.stack(torch._foreach_norm(tensors)).double().square().sum()
+    return torch.stack(torch._foreach_norm(list(tensors))).double().square().sum()
 
 
-def global_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
+def global_norm(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     """‖(t₁, …, t_k)‖: the Euclidean norm of all ``tensors`` as one vector, float64 0-d, on their device."""
-    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(tensors))).double()
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(list(tensors)))).double()
 
 
 @torch.no_grad()
@@ -45,8 +47,8 @@ class WeightTracker:
     Δ = w' − w, which avoids the cancellation of 2 − 2cos. Accumulates on the device; ``take_rms()`` syncs once.
     """
 
-    def __init__(self, params: list[torch.Tensor]):
-        self.params = params
+    def __init__(self, params: Sequence[torch.Tensor]):
+        self.params = list(params)  # as torch._foreach_* take them
         self.prev = [p.detach().clone() for p in params]
         self.prev_norm = self.norm_tensor()
         self.sum_sq = torch.zeros((), dtype=torch.float64, device=params[0].device)

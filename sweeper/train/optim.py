@@ -18,7 +18,7 @@ class Stepper:
 
     def __init__(self, config: TrialConfig, params: list[torch.nn.Parameter]):
         opt, l = config.optimizer, config.svag_l
-        self.params = params
+        self.params: list[torch.Tensor] = list(params)  # as torch._foreach_mul_ takes them
         self.decoupled = opt.decoupled_weight_decay
         if opt.name == "sgd":
             self.lr_scale = 1.0 / l

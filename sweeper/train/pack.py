@@ -23,7 +23,9 @@ bit for bit, since a batched kernel may round differently from the single-model 
 from __future__ import annotations
 
 import copy
+import functools
 import json
+import operator
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -182,7 +184,7 @@ class PackMeters:
 
     @staticmethod
     def _sq(tensors: list[Tensor]) -> Tensor:
-        return sum(t.flatten(1).norm(dim=1).double().square() for t in tensors)  # type: ignore[return-value]
+        return functools.reduce(operator.add, (t.flatten(1).norm(dim=1).double().square() for t in tensors))
 
     def add_grad(self, grads: dict[str, Tensor], alive: Tensor) -> None:
         self.grad_sq += torch.where(alive, self._sq(list(grads.values())), 0.0)
@@ -212,7 +214,7 @@ class PackMeters:
 class _MeterView:
     """Stands in for a member Trial's ``tracker`` / ``grad_meter`` in ``Trial.point``."""
 
-    def __init__(self, meters: PackMeters, k: int, which: str, tracked: list[Tensor]):
+    def __init__(self, meters: PackMeters, k: int, which: str, tracked: Sequence[Tensor]):
         self.meters, self.k, self.which, self.params = meters, k, which, tracked
 
     def norm_tensor(self) -> Tensor:
@@ -299,8 +301,9 @@ class PackedTrial:
             if not separate:
                 return (weights * example_losses(functional_call(base, (params, buffers), (xk,)), yk, task)).sum()
             halves = [slice(0, b), slice(b, 2 * b)]  # BatchNorm: each SVAG batch normalised on its own
-            return sum((weights[s] * example_losses(functional_call(base, (params, buffers), (xk[s],)), yk[s], task))
-                       .sum() for s in halves)
+            return functools.reduce(operator.add, (
+                (weights[s] * example_losses(functional_call(base, (params, buffers), (xk[s],)), yk[s], task)).sum()
+                for s in halves))
 
         grads, loss = vmap(grad_and_value(member_loss))(self.params, self.buffers, x, y)
         return loss, grads
@@ -377,8 +380,9 @@ class PackedTrial:
         running = self._resume(states) if states is not None else [True] * len(self.members)
         self.meters = PackMeters(len(self.members), self.tracked, self.device)
         for k, m in enumerate(self.members):
-            m.tracker = _MeterView(self.meters, k, "angular", m.tracked)
-            m.grad_meter = _MeterView(self.meters, k, "grad", m.trainable)
+            # a member never steps on its own: Trial.point reads only what the view has (norm_tensor, take_rms)
+            m.tracker = _MeterView(self.meters, k, "angular", m.tracked)  # type: ignore[assignment]
+            m.grad_meter = _MeterView(self.meters, k, "grad", m.trainable)  # type: ignore[assignment]
         self.live = list(running)  # host copy of ``alive``: which members still step
         self.alive = torch.tensor(running, device=self.device)
         runs = [_MemberRun() for _ in self.members]
