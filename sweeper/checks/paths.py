@@ -203,7 +203,7 @@ def _judge_kappa(r: KappaResult, n_runs: int, alpha: float) -> None:
         r.why = "no completed run"
         return
     r.status = c.status
-    if r.status == "fails" and not any(w.fails for w in c.windows):
+    if r.status == "fails" and c.joint is not None and not any(w.fails for w in c.windows):
         r.why = (f"the difference averages {c.joint.value:+.3g} ± {c.joint.se:.2g} tolerances over the windows "
                  f"(beyond 1: Holm-adjusted p < α)")
     elif r.status == "fails":
@@ -212,8 +212,8 @@ def _judge_kappa(r: KappaResult, n_runs: int, alpha: float) -> None:
                  f"{w.tolerance:.3g}, Holm-adjusted p < α)")
     elif r.status == "holds":
         w = c.worst()
-        r.why = f"every window within tolerance (closest: window {w.window}, |Δ| + h = " \
-                f"{abs(w.diff.value) + w.decision.halfwidth:.3g} ≤ {w.tolerance:.3g})"
+        r.why = (f"every window within tolerance (closest: window {w.window}, |Δ| + h = "
+                 f"{abs(w.diff.value) + w.decision.halfwidth:.3g} ≤ {w.tolerance:.3g})")
     else:
         w = c.worst()
         r.seeds_needed = c.seeds_needed(alpha)
@@ -316,7 +316,7 @@ def _plot_curves(ax: Any, data: Any, path: dict[str, Any], title: str, cmap: Any
             continue
         width = 2.5 if entry["kappa"] == path["baseline_kappa"] else 1.2
         ax.plot(*curve, color=cmap(j / max(1, n - 1)), lw=width, label=f"κ = {entry['kappa']:g}")
-    base_ids = next((e["run_ids"] for e in path["runs"] if e["kappa"] == path["baseline_kappa"]), [])
+    base_ids: list[int] = next((e["run_ids"] for e in path["runs"] if e["kappa"] == path["baseline_kappa"]), [])
     base_y = data.points.loc[data.points.run_id.isin(base_ids), path["metric"]].astype(float)
     base_y = base_y[np.isfinite(base_y)]
     if len(base_y):
