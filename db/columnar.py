@@ -9,8 +9,8 @@ SQLite: the caller's own connection's cursor, its rows converted to arrays at on
 in the process (as ADBC's SQLite driver would be): POSIX locks are per process, so its connection would take itself
 for the file's last user, checkpoint and delete the -wal/-shm that this process's sqlite3 connections still use,
 and what they write next would be lost. SQLite keeps a NaN of a :class:`~db.types.PortableFloat` column as the text
-``'NaN'``: each float column is read as ``CASE WHEN x <= +inf THEN x END`` (a number, else NULL), and the few rows
-holding the text are then read by their key (a second scan, of the columns that read a NULL) and set to NaN.
+``'NaN'``, which converts to NaN like NULL does: the few rows holding the text are then found by their key (a second
+scan, of the columns that read a NaN) and their NaN is marked as a value, not as NULL.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ __all__ = ["Columns", "read_columns"]
 Columns = dict[str, np.ndarray]
 """Column name → array of shape (rows,): int64 for integer columns, float64 for float columns (NULL read as NaN)."""
 
-_INF = sa.literal_column("9e999")  # SQLite reads the literal as +inf; the text 'NaN' sorts above every number
+_INF = sa.literal_column("9e999")  # SQLite reads the literal as +inf; the text 'NaN' compares above numbers
 
 
 def _floats(stmt: sa.Select[Any]) -> list[str]:
@@ -39,13 +39,6 @@ def _floats(stmt: sa.Select[Any]) -> list[str]:
 
 def _sql(conn: Connection, stmt: sa.Select[Any]) -> str:
     return str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
-
-
-def _guarded(stmt: sa.Select[Any]) -> sa.Select[Any]:
-    """``stmt`` with each PortableFloat column read as a number or NULL (SQLite's NaN text becomes NULL)."""
-    cols = [sa.case((c <= _INF, c)).label(c.name) if isinstance(c.type, PortableFloat) else c
-            for c in stmt.selected_columns]
-    return stmt.with_only_columns(*cols, maintain_column_froms=True)
 
 
 def _fetch_arrow(conn: Connection, sql: str, floats: set[str]) -> tuple[Columns, Columns]:
@@ -61,7 +54,8 @@ def _fetch_arrow(conn: Connection, sql: str, floats: set[str]) -> tuple[Columns,
 
 
 def _fetch_sqlite(conn: Connection, sql: str, names: Sequence[str], floats: set[str]) -> tuple[Columns, Columns]:
-    """Values and NULL masks of ``sql`` (a guarded read: no NaN in it) through ``conn``'s own sqlite3 cursor."""
+    """Values and NULL masks of ``sql`` through ``conn``'s own sqlite3 cursor: NULL and the text 'NaN' both read
+    as NaN, and both count as NULL until :func:`_set_sqlite_nans` tells them apart."""
     cursor = conn.connection.driver_connection.cursor()  # plain tuples: no SQLAlchemy Row per row
     try:
         rows = cursor.execute(sql).fetchall()
@@ -83,8 +77,8 @@ def _row(out: Columns, key: Sequence[str], values: Sequence[Any]) -> int:
 
 def _set_sqlite_nans(conn: Connection, stmt: sa.Select[Any], key: Sequence[str], out: Columns,
                      nulls: Columns) -> None:
-    """Set NaN (not NULL) where SQLite holds the text 'NaN' in a float column of ``stmt``."""
-    floats = [f for f in _floats(stmt) if nulls[f].any()]  # a NaN was read as NULL: only such columns can hold one
+    """Mark as NaN, not NULL, where SQLite holds the text 'NaN' in a float column of ``stmt``."""
+    floats = [f for f in _floats(stmt) if nulls[f].any()]  # only a column that read a NaN can hold the text
     if not floats:
         return
     by_name = {c.name: c for c in stmt.selected_columns}
@@ -95,7 +89,7 @@ def _set_sqlite_nans(conn: Connection, stmt: sa.Select[Any], key: Sequence[str],
         at = _row(out, key, row[: len(key)])
         for name, value in zip(floats, row[len(key):], strict=True):
             if value is not None and math.isnan(value):
-                out[name][at], nulls[name][at] = np.nan, False
+                nulls[name][at] = False
 
 
 def read_columns(conn: Connection, stmt: sa.Select[Any], key: Sequence[str]) -> tuple[Columns, Columns]:
@@ -108,7 +102,7 @@ def read_columns(conn: Connection, stmt: sa.Select[Any], key: Sequence[str]) -> 
     names = [c.name for c in stmt.selected_columns]
     floats = set(_floats(stmt))
     if conn.dialect.name == "sqlite":
-        raw, nulls = _fetch_sqlite(conn, _sql(conn, _guarded(stmt)), names, floats)
+        raw, nulls = _fetch_sqlite(conn, _sql(conn, stmt), names, floats)
     elif conn.dialect.name == "postgresql":
         raw, nulls = _fetch_arrow(conn, _sql(conn, stmt), floats)
     else:
