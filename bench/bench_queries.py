@@ -85,16 +85,14 @@ def reports(n_runs: int, n_points: int, batch: int, concurrent: int) -> Iterator
                 yield i, pts[i][start : start + batch]
 
 
-def build(path: Path, args: argparse.Namespace) -> None:
-    """Write the study into a new SQLite file at ``path`` through db.writer."""
+def build(url: str, args: argparse.Namespace) -> None:
+    """Write the study into the new, empty database at ``url`` through db.writer."""
     from sqlalchemy.orm import Session
 
     from db import writer
     from db.engine import open_db
 
-    tmp = path.with_suffix(".tmp")
-    tmp.unlink(missing_ok=True)
-    engine = open_db(f"sqlite:///{tmp}", create=True)
+    engine = open_db(url, create=True)
     with Session(engine) as session, session.begin():
         study = writer.ensure_study(session, "bench", {"name": "bench"})
         trials = [writer.PlainTrial(f"t{i:05d}", i, trial_hparams(i, args.runs)) for i in range(args.runs)]
@@ -105,9 +103,8 @@ def build(path: Path, args: argparse.Namespace) -> None:
     for i, batch in reports(args.runs, args.points, args.batch, args.concurrent):
         with engine.begin() as conn:
             writer.write_points(conn, run_ids[f"t{i:05d}"], batch)
-    print(f"built {path.name}: {args.runs * args.points:,} points in {time.perf_counter() - start:.0f} s (wall)")
+    print(f"built: {args.runs * args.points:,} points in {time.perf_counter() - start:.0f} s (wall)")
     engine.dispose()
-    tmp.rename(path)
 
 
 def cached_study(args: argparse.Namespace) -> Path:
@@ -117,7 +114,10 @@ def cached_study(args: argparse.Namespace) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"study-{args.runs}x{args.points}-b{args.batch}-c{args.concurrent}-{head()}.db"
     if args.rebuild or not path.exists():
-        build(path, args)
+        tmp = path.with_suffix(".tmp")
+        tmp.unlink(missing_ok=True)
+        build(f"sqlite:///{tmp}", args)
+        tmp.rename(path)
     return path
 
 
@@ -158,7 +158,22 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="timings: best of this many")
     parser.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "sweeper-bench-queries"))
     parser.add_argument("--rebuild", action="store_true", help="write the study anew even if cached")
+    parser.add_argument("--pg", metavar="URL", help="also on PostgreSQL: a role that may CREATE DATABASE (the study "
+                        "is written into a new database, dropped afterwards; e.g. $SWEEPER_TEST_PG_URL)")
     args = parser.parse_args()
+    path = cached_study(args)
+    measure(f"sqlite:///{path}", args, path)
+    if args.pg:
+        sys.path.insert(0, str(REPO / "bench"))
+        from bench_db_write import fresh_database
+
+        with fresh_database("postgresql", args.pg, "queries") as url:
+            build(url, args)
+            measure(url, args, None)
+
+
+def measure(url: str, args: argparse.Namespace, sqlite_file: Path | None) -> None:
+    """Print the timings on the study at ``url`` (and the SQLite file's bytes per point)."""
 
     import pandas as pd
 
@@ -167,9 +182,8 @@ def main() -> None:
     from sweeper.checks.base import StudyData
     from sweeper.checks.registry import run_check
 
-    path = cached_study(args)
     n = args.runs * args.points
-    engine = open_db(f"sqlite:///{path}")
+    engine = open_db(url)
     out = Path(tempfile.mkdtemp(prefix="bench-queries-"))
 
     def check() -> str:
@@ -200,11 +214,14 @@ def main() -> None:
         pass
     engine.dispose()
 
-    print(f"{args.runs:,} runs × {args.points:,} points = {n:,} points; CPU s, best of {args.repeat}")
+    print(f"{engine.dialect.name}: {args.runs:,} runs × {args.points:,} points = {n:,} points; CPU s of this "
+          f"process, best of {args.repeat}")
     print(f"{'what':<28} {'CPU s':>8} {'µs/point':>9} {'× parquet':>10}  note")
     for name, t, note in rows:
         print(f"{name:<28} {t:8.3f} {1e6 * t / n:9.2f} {t / t_parquet:9.1f}×  {note}")
-    print(f"bytes/point — SQLite: {storage(path, out, n)}; Parquet points file: {parquet.stat().st_size / n:.1f}")
+    if sqlite_file is not None:
+        print(f"bytes/point — SQLite: {storage(sqlite_file, out, n)}; Parquet points file: "
+              f"{parquet.stat().st_size / n:.1f}")
     shutil.rmtree(out, ignore_errors=True)
 
 
