@@ -9,5 +9,6 @@ Modules, one job each:
 * :mod:`db.migrate` — ``upgrade`` / ``downgrade`` / ``current`` / ``head`` from the installed package;
 * :mod:`db.writer` — batched, idempotent writes used by the driver's Tune callback;
 * :mod:`db.queries` — DataFrames for notebooks, checks and the CLI;
+* :mod:`db.columnar` — a SELECT's numeric columns as numpy arrays (ADBC on PostgreSQL), under ``db.queries``;
 * :mod:`db.errors` — the exceptions, with messages fit for users.
 """
