@@ -6,12 +6,13 @@ import math
 import sqlite3
 
 import numpy as np
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from db import queries, writer
+from db import columnar, queries, writer
 from db.columnar import read_columns
 from db.connection import sqlite_path
 from db.engine import open_db
@@ -99,3 +100,12 @@ def test_in_memory_sqlite() -> None:
         frame = queries.point_columns(conn, 1, ["test_loss"], keep_null=True)
     assert frame["test_loss"].isna().tolist() == [False, False, True]
     assert math.isnan(frame["test_loss"].to_numpy(dtype=float, na_value=0.0)[0]) and frame["test_loss"][1] == 2.0
+
+
+def test_chunked_sqlite_read_is_the_same(engine: Engine, study: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    with engine.begin() as conn:
+        writer.write_points(conn, study["runs"]["trial-001"], _points(50))
+    whole = queries.point_columns(engine, "demo", ["train_loss", "grad_norm"], keep_null=True)
+    monkeypatch.setattr(columnar, "_CHUNK_ROWS", 7)
+    pd.testing.assert_frame_equal(queries.point_columns(engine, "demo", ["train_loss", "grad_norm"], keep_null=True),
+                                  whole)
