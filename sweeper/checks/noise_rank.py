@@ -52,7 +52,8 @@ def _rows(data: StudyData) -> pd.DataFrame:
     if rows.empty or _S + "n_eig_99" not in rows:
         return pd.DataFrame()
     rows = rows[rows[_S + "n_eig_99"].notna()]
-    last = data.points.groupby("run_id").step.max() if len(data.points) else pd.Series(dtype=float)
+    points = data.point_columns()
+    last = points.groupby("run_id").step.max() if len(points) else pd.Series(dtype=float)
     total = np.maximum(rows.run_id.map(last).fillna(0).to_numpy(float), rows.groupby("run_id").step.transform("max"))
     rows["progress"] = rows.step / np.where(total > 0, total, 1.0)
     n, d = rows[_S + "n"].astype(float), rows[_S + "d"].astype(float)

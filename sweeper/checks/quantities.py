@@ -52,7 +52,8 @@ def late_noise(data: StudyData, run_id: int, window: float = WINDOW) -> pd.DataF
     if diag.empty or "kind" not in diag or "summary.g_t" not in diag:
         return diag.iloc[0:0]
     rows = diag[(diag.run_id == run_id) & (diag.kind == "noise")].sort_values("step")
-    pts = data.points[data.points.run_id == run_id].sort_values("step")
+    points = data.point_columns("lr_t")
+    pts = points[points.run_id == run_id].sort_values("step")
     if len(pts) and "lr_t" in pts and pts.lr_t.notna().any():
         base_lr = float(data.runs.loc[data.runs.run_id == run_id, "lr"].iloc[0])
         idx = np.searchsorted(pts.step.to_numpy(), rows.step.to_numpy(), side="right") - 1
