@@ -7,6 +7,9 @@ run's hyperparameters next to the measurements, so a check can ``groupby(["batch
 Float columns are float64, where NULL ("not measured") and NaN (e.g. a diverged loss) both read as NaN; pass
 ``keep_null=True`` to get pandas ``Float64`` columns instead, where NULL is ``<NA>`` and NaN stays NaN.
 
+Points are read column-wise (:mod:`db.columnar`; :func:`point_columns` reads only the columns asked for): on
+PostgreSQL over an ADBC connection of their own, which sees committed rows only, not a caller's open transaction.
+
 A study's status is read live: a ``running`` study whose heartbeat (``studies.heartbeat_at``) is older than
 ``HEARTBEAT_GRACE_S``, or missing, lost its driver and reads as ``interrupted`` (:func:`list_studies`,
 :func:`study_status`), and so do its ``running`` runs in :func:`runs_with_final`. The stored rows are not changed.
