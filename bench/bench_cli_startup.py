@@ -66,7 +66,7 @@ def build_study(url: str, runs: int, points: int) -> str:
     engine = open_db(url, create=True)
     with Session(engine) as session, session.begin():
         study = ensure_study(session, spec.name, spec.model_dump(mode="json"))
-        ids = ensure_runs(session, study, [t.model_dump(mode="json") for t in trials])
+        ids = ensure_runs(session, study, list(trials))
         for trial in trials:
             write_points(session, ids[trial.trial_id],
                          [{"step": 10 * i, "epoch": i / points, "train_loss": 1.0 / (i + 1), "test_loss": 1.1 / (i + 1)}

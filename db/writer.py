@@ -20,7 +20,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from db.errors import StudySpecMismatch, UnknownRun, UnknownStudy
 from db.models import (
     POINT_METRICS,
+    RUN_HPARAMS,
     RUN_STATUSES,
     STUDY_STATUSES,
     VERDICT_VALUES,
@@ -45,7 +46,9 @@ __all__ = [
     "POINT_KEYS",
     "DIAGNOSTIC_KEYS",
     "spec_hash",
-    "run_columns",
+    "Trial",
+    "PlainTrial",
+    "run_row",
     "ensure_study",
     "update_study",
     "write_heartbeat",
@@ -181,81 +184,60 @@ def write_heartbeat(target: Target, study_id: int, at: dt.datetime | None = None
 # --------------------------------------------------------------------------------------------------- runs
 
 
-def _lookup(config: Mapping[str, Any], key: str, *nested: str) -> Any:
-    """``config[key]``, else ``config[n][key]`` for the first mapping ``n`` in ``nested`` that has it."""
-    if key in config:
-        return config[key]
-    for outer in nested:
-        inner = config.get(outer)
-        if isinstance(inner, Mapping) and key in inner:
-            return inner[key]
-    return None
+class Trial(Protocol):
+    """What :func:`ensure_runs` stores of a trial: ``sweeper.expand.TrialConfig`` has it (db imports no sweeper)."""
+
+    trial_id: str
+    index: int
+
+    def hyperparameters(self) -> Mapping[str, Any]:
+        """The run's hyperparameter columns: exactly RUN_HPARAMS."""
+
+    def model_dump(self, *, mode: str) -> dict[str, Any]:
+        """The whole trial config, as JSON data with ``mode="json"``."""
 
 
-def _name(config: Mapping[str, Any], *keys: str) -> Any:
-    """A component name: ``config[k]`` if a string, else ``config[k]["name"]``, for the first key present."""
-    for key in keys:
-        value = config.get(key)
-        if isinstance(value, Mapping):
-            return value.get("name")
-        if value is not None:
-            return value
-    return None
+@dataclass(frozen=True)
+class PlainTrial:
+    """A :class:`Trial` given by its parts, for scripts and tests that have no ``TrialConfig``."""
+
+    trial_id: str
+    index: int
+    hparams: Mapping[str, Any]
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+    def hyperparameters(self) -> Mapping[str, Any]:
+        return self.hparams
+
+    def model_dump(self, *, mode: str) -> dict[str, Any]:
+        return dict(self.config)
 
 
-def run_columns(config: Mapping[str, Any] | Any, index: int | None = None) -> dict[str, Any]:
-    """The ``runs`` columns of one trial config (a dict or pydantic model).
+_RUN_REQUIRED = tuple(c.name for c in Run.__table__.columns if c.info.get("hparam") and not c.nullable)
 
-    Read from the config: ``trial_id`` (required); ``trial_index`` (else ``index``); ``optimizer``, ``model`` and
-    ``dataset`` (or ``data``), each a name or a mapping with ``name``; ``batch_size``, ``lr``, ``weight_decay``,
-    ``svag_l``, ``seed`` at the top level; ``momentum``, ``beta1``, ``beta2``, ``eps`` at the top level or in the
-    ``optimizer`` mapping; ``scaling_rule`` and ``kappa`` at the top level or as ``rule``/``kappa`` in a ``scaling``
-    mapping. Missing required values raise ValueError naming the trial and the key.
-    """
-    config = _plain(config)
-    if not isinstance(config, Mapping):
-        raise TypeError(f"a trial config must be a mapping or a pydantic model, not {type(config).__name__}")
-    trial_id = config.get("trial_id")
-    if trial_id is None:
-        raise ValueError(f"trial config has no 'trial_id': {sorted(config)}")
-    trial_index = config.get("trial_index", index)
-    scaling_raw = config.get("scaling")
-    scaling: Mapping[str, Any] = scaling_raw if isinstance(scaling_raw, Mapping) else {}
-    cols: dict[str, Any] = {
-        "trial_id": str(trial_id),
-        "trial_index": trial_index,
-        "optimizer": _name(config, "optimizer"),
-        "model": _name(config, "model"),
-        "dataset": _name(config, "dataset", "data"),
-        "batch_size": config.get("batch_size"),
-        "lr": config.get("lr"),
-        "weight_decay": config.get("weight_decay"),
-        "svag_l": config.get("svag_l"),
-        "seed": config.get("seed"),
-        "momentum": _lookup(config, "momentum", "optimizer"),
-        "beta1": _lookup(config, "beta1", "optimizer"),
-        "beta2": _lookup(config, "beta2", "optimizer"),
-        "eps": _lookup(config, "eps", "optimizer"),
-        "scaling_rule": config.get("scaling_rule", scaling.get("rule")),
-        "kappa": config.get("kappa", scaling.get("kappa")),
-        "config": encode_json(config),
-    }
-    required = ("trial_index", "optimizer", "model", "dataset", "batch_size", "lr", "weight_decay", "svag_l", "seed")
-    missing = [k for k in required if cols[k] is None]
+
+def run_row(trial: Trial) -> dict[str, Any]:
+    """The ``runs`` columns of one trial: ``trial_id``, ``trial_index``, ``trial.hyperparameters()`` and the
+    config as JSON; hyperparameters other than RUN_HPARAMS, or a required one missing, raise ValueError."""
+    hparams = dict(trial.hyperparameters())
+    if hparams.keys() != set(RUN_HPARAMS):
+        odd = ", ".join(sorted(hparams.keys() ^ set(RUN_HPARAMS)))
+        raise ValueError(f"trial {trial.trial_id}: hyperparameters() must give the runs columns "
+                         f"{', '.join(RUN_HPARAMS)} (differs in {odd})")
+    missing = [k for k in _RUN_REQUIRED if hparams[k] is None]
     if missing:
-        raise ValueError(f"trial {trial_id}: config lacks {', '.join(missing)}")
-    return cols
+        raise ValueError(f"trial {trial.trial_id}: no {', '.join(missing)}")
+    return {"trial_id": str(trial.trial_id), "trial_index": int(trial.index), **hparams,
+            "config": encode_json(trial.model_dump(mode="json"))}
 
 
-def ensure_runs(
-    session: Session, study: Study | int, trial_configs: Sequence[Mapping[str, Any] | Any]
-) -> dict[str, int]:
-    """Insert a pending run for each trial config not yet in the study; return ``{trial_id: run_id}`` for all.
+def ensure_runs(session: Session, study: Study | int, trials: Sequence[Trial]) -> dict[str, int]:
+    """Insert a pending run for each trial not yet in the study; return ``{trial_id: run_id}`` for all.
 
-    Calling it again with the same (or more) configs inserts nothing twice; existing runs are not changed.
+    Calling it again with the same (or more) trials inserts nothing twice; existing runs are not changed.
     """
     study_id = study if isinstance(study, int) else study.id
-    rows = [run_columns(cfg, i) for i, cfg in enumerate(trial_configs)]
+    rows = [run_row(t) for t in trials]
     ids = [r["trial_id"] for r in rows]
     if len(set(ids)) != len(ids):
         dupes = sorted({t for t in ids if ids.count(t) > 1})

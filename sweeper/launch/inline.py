@@ -25,7 +25,7 @@ def run_inline(spec: StudySpec, engine: Engine, pack: int | str = "auto") -> dic
     trials = expand(spec)
     with Session(engine) as session, session.begin():
         study = ensure_study(session, spec.name, spec.model_dump(mode="json"))
-        run_ids = ensure_runs(session, study, [t.model_dump(mode="json") for t in trials])
+        run_ids = ensure_runs(session, study, list(trials))
         study_id = study.id
     statuses = {}
     for group in packs(trials, pack):

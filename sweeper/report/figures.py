@@ -34,11 +34,11 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from db.models import RUN_HPARAMS
 from sweeper.checks import quantities
 from sweeper.checks.base import StudyData
 
-HYPER = ["optimizer", "batch_size", "lr", "weight_decay", "svag_l", "seed", "momentum", "beta1", "beta2", "eps",
-         "scaling_rule", "kappa"]
+HYPER = [k for k in RUN_HPARAMS if k not in ("model", "dataset")]
 """The run columns that are hyperparameters (``runs`` and every points/diagnostics row carry them)."""
 
 DEFAULT_NSR_THRESHOLD = quantities.THRESHOLD

@@ -22,12 +22,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from db.models import RUN_HPARAMS
 from sweeper.checks.base import StudyData, Verdict
 from sweeper.report.spec_toml import full_toml, set_fields_toml
 from sweeper.report.statistic_notes import statistic_note
 
-RUN_COLUMNS = ["run_id", "trial_id", "optimizer", "batch_size", "lr", "weight_decay", "svag_l", "seed", "momentum",
-               "beta1", "beta2", "eps", "scaling_rule", "kappa", "status", "steps_done", "diverged_step"]
+RUN_COLUMNS = ["run_id", "trial_id", *(k for k in RUN_HPARAMS if k not in ("model", "dataset")), "status", "steps_done",
+               "diverged_step"]
 FINAL_METRICS = ["sde_time", "train_loss", "test_loss", "train_acc", "test_acc"]
 
 CSS = """

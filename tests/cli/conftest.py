@@ -36,7 +36,7 @@ def known_db(tmp_path_factory) -> str:
     engine = open_db(url, create=True)
     with Session(engine) as session, session.begin():
         study = ensure_study(session, spec.name, spec.model_dump(mode="json"))
-        ids = ensure_runs(session, study, [t.model_dump(mode="json") for t in trials])
+        ids = ensure_runs(session, study, list(trials))
         for trial in trials:
             write_points(session, ids[trial.trial_id], _points(trial.lr))
             update_run(session, ids[trial.trial_id], status="completed", steps_done=20)

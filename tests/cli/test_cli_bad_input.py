@@ -52,7 +52,7 @@ def db(tmp_path: Path) -> Path:
     engine = open_db(url, create=True)
     with Session(engine) as session, session.begin():
         study = ensure_study(session, spec.name, spec.model_dump(mode="json"))
-        ensure_runs(session, study, [t.model_dump(mode="json") for t in expand(spec)])
+        ensure_runs(session, study, expand(spec))
     engine.dispose()
     return folder
 

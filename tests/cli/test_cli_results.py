@@ -35,7 +35,7 @@ def results_db(tmp_path_factory) -> str:
     engine = open_db(url, create=True)
     with Session(engine) as session, session.begin():
         study = ensure_study(session, spec.name, spec.model_dump(mode="json"))
-        run_ids = ensure_runs(session, study, [t.model_dump(mode="json") for t in trials])
+        run_ids = ensure_runs(session, study, list(trials))
         for trial in trials:
             result = run_trial(trial, ListReporter())
             write_points(session, run_ids[trial.trial_id], result.points)
@@ -154,7 +154,7 @@ def test_studies_json_reports_interrupted_from_the_heartbeat(tmp_path):
 
     url = f"sqlite:///{tmp_path / 'live.db'}"
     spec = make_spec(name="x", seeds=[0], sweep={"batch_size": [8], "lr": [0.05]}, budget={"epochs": 0.5})
-    trial = expand(spec)[0].model_dump(mode="json")
+    trial = expand(spec)[0]
     now = dt.datetime.now(dt.timezone.utc)
     engine = open_db(url, create=True)
     with Session(engine) as session, session.begin():
@@ -162,7 +162,7 @@ def test_studies_json_reports_interrupted_from_the_heartbeat(tmp_path):
                                    ("alive", "running", now),
                                    ("done", "completed", now - dt.timedelta(days=1))):
             study = ensure_study(session, name, {**spec.model_dump(mode="json"), "name": name})
-            run_id = ensure_runs(session, study, [trial])[trial["trial_id"]]
+            run_id = ensure_runs(session, study, [trial])[trial.trial_id]
             update_run(session, run_id, status="completed" if status == "completed" else "running")
             update_study(session, study.id, status=status, heartbeat_at=beat)
     result = invoke("studies", "--db", url, "--json")
