@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from db.types import PortableFloat
+
+if TYPE_CHECKING:
+    import sqlite3
 
 __all__ = ["Columns", "read_columns"]
 
@@ -32,7 +35,8 @@ Columns = dict[str, np.ndarray]
 
 _CHUNK_ROWS = 2**18
 """Rows fetched and converted at a time on SQLite (their tuples take ~0.5 KB a row of 18 columns)."""
-_INF = sa.literal_column("9e999")  # SQLite reads the literal as +inf; the text 'NaN' compares above numbers
+# SQLite reads the literal as +inf; the text 'NaN' compares above numbers
+_INF: sa.ColumnClause[float] = sa.literal_column("9e999")
 
 
 def _floats(stmt: sa.Select[Any]) -> list[str]:
@@ -58,7 +62,8 @@ def _fetch_arrow(conn: Connection, sql: str, floats: set[str]) -> tuple[Columns,
 def _fetch_sqlite(conn: Connection, sql: str, names: Sequence[str], floats: set[str]) -> tuple[Columns, Columns]:
     """Values and NULL masks of ``sql`` through ``conn``'s own sqlite3 cursor: NULL and the text 'NaN' both read
     as NaN, and both count as NULL until :func:`_set_sqlite_nans` tells them apart."""
-    cursor = conn.connection.driver_connection.cursor()  # plain tuples: no SQLAlchemy Row per row
+    sqlite = cast("sqlite3.Connection", conn.connection.driver_connection)
+    cursor = sqlite.cursor()  # plain tuples: no SQLAlchemy Row per row
     try:
         cursor.execute(sql)
         chunks = [np.empty((0, len(names)))]

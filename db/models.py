@@ -156,7 +156,7 @@ class Point(Base):
     """One trajectory point of a run at raw optimizer step ``step``; every metric is optional."""
 
     __tablename__ = "points"
-    __table_args__ = {"sqlite_with_rowid": False}
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
     run_id: Mapped[int] = mapped_column(sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     step: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)

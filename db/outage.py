@@ -1,9 +1,10 @@
 """Which database errors an outage is made of: transient ones (wait and retry) and permanent ones (stop).
 
-Transient: the server is unreachable or went away (connection refused, closed, reset; PostgreSQL shutting down
-or starting up, SQLSTATE class 08 and 57P0x), SQLite's ``database is locked`` (another process holds the write
-lock past the busy timeout), serialization failures and deadlocks (40001, 40P01), too many connections (53300), and any other operational error (the driver's class for trouble outside the
-statement: a limit on the outage's length stops a study whose trouble never ends).
+Transient: the server is unreachable or went away (connection refused, closed, reset; PostgreSQL shutting down or
+starting up, SQLSTATE class 08 and 57P0x), SQLite's ``database is locked`` (another process holds the write lock past
+the busy timeout), serialization failures and deadlocks (40001, 40P01), too many connections (53300), and any other
+operational error (the driver's class for trouble outside the statement: a limit on the outage's length stops a study
+whose trouble never ends).
 Permanent: no space left (SQLite ``database or disk is full``, PostgreSQL 53100 / ``No space left on device``),
 a schema that no longer matches (no such table or column: 42P01, 42703), credentials refused (28000, 28P01),
 a read-only database, and any other error the driver raises that is not an operational one (a constraint, a bad

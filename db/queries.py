@@ -129,7 +129,7 @@ def study_status(bind: Bind, study: StudyRef, *, now: dt.datetime | None = None)
     missing heartbeat (its driver died)."""
     with _connect(bind) as conn:
         study_id = resolve_study(conn, study)
-        return conn.scalar(sa.select(_live_status(now)).where(Study.id == study_id))
+        return conn.execute(sa.select(_live_status(now)).where(Study.id == study_id)).scalar_one()
 
 
 def list_studies(bind: Bind, *, now: dt.datetime | None = None) -> pd.DataFrame:
@@ -337,7 +337,7 @@ def study_spec(bind: Bind, study: StudyRef) -> dict[str, Any]:
     """The study's spec as stored at launch (the parsed study file, a dict)."""
     with _connect(bind) as conn:
         study_id = resolve_study(conn, study)
-        return conn.scalar(sa.select(Study.spec).where(Study.id == study_id))
+        return conn.execute(sa.select(Study.spec).where(Study.id == study_id)).scalar_one()
 
 
 class StudyFrames(NamedTuple):

@@ -357,7 +357,7 @@ class _Parser:
         name = tok.value
         if name in self.columns:
             return self.columns[name]
-        valid = sorted(str(k) for k in self.columns.keys())
+        valid = sorted(str(k) for k in self.columns)
         hint = ""
         folded = [k for k in valid if k.lower() == name.lower()]
         close = folded or difflib.get_close_matches(name, valid, n=1)
@@ -369,6 +369,28 @@ class _Parser:
             tok.pos,
         )
 
+    def comparison(self, name: str, column: Any, op_tok: _Token) -> sa.ColumnElement[bool]:
+        """``column OP literal``, the operator just read; null compares only with = and != (as is / is not)."""
+        lit_tok, value = self.literal(after=op_tok)
+        op = op_tok.value
+        if value is None:
+            if op == "=":
+                return column.is_(None)
+            if op == "!=":
+                return column.is_not(None)
+            raise WhereError(
+                f"cannot use {op_tok.text!r} with null at position {lit_tok.pos}; "
+                "use 'is null' or 'is not null'",
+                lit_tok.pos,
+            )
+        self.check_not_json(name, column, op_tok)
+        value = self.check_type(name, column, lit_tok, value)
+        if isinstance(value, bool):
+            # SQLAlchemy would render Python booleans as the SQL constants
+            # true/false; bind them like every other literal instead.
+            value = sa.literal(value, sa.Boolean())
+        return _COMPARISONS[op](column, value)
+
     def predicate(self) -> sa.ColumnElement[bool]:
         col_tok = self.advance()
         column = self.lookup_column(col_tok)
@@ -377,26 +399,7 @@ class _Parser:
 
         if tok.kind == "op":
             self.advance()
-            lit_tok, value = self.literal(after=tok)
-            op = tok.value
-            if value is not None:
-                self.check_not_json(name, column, tok)
-            if value is None:
-                if op == "=":
-                    return column.is_(None)
-                if op == "!=":
-                    return column.is_not(None)
-                raise WhereError(
-                    f"cannot use {tok.text!r} with null at position {lit_tok.pos}; "
-                    "use 'is null' or 'is not null'",
-                    lit_tok.pos,
-                )
-            value = self.check_type(name, column, lit_tok, value)
-            if isinstance(value, bool):
-                # SQLAlchemy would render Python booleans as the SQL constants
-                # true/false; bind them like every other literal instead.
-                value = sa.literal(value, sa.Boolean())
-            return _COMPARISONS[op](column, value)
+            return self.comparison(name, column, tok)
 
         negate = False
         if tok.kind == "kw" and tok.value == "not":
@@ -535,9 +538,10 @@ class _Parser:
             stamp = _timestamp(value)
             if stamp is not None:
                 return stamp
+        if kind is None:
+            return value
         ok = (
-            kind is None
-            or (kind == "boolean" and isinstance(value, bool))
+            (kind == "boolean" and isinstance(value, bool))
             or (kind == "numeric" and isinstance(value, (int, float)) and not isinstance(value, bool))
             or (kind == "text" and isinstance(value, str))
         )

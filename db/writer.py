@@ -187,8 +187,11 @@ def write_heartbeat(target: Target, study_id: int, at: dt.datetime | None = None
 class Trial(Protocol):
     """What :func:`ensure_runs` stores of a trial: ``sweeper.expand.TrialConfig`` has it (db imports no sweeper)."""
 
-    trial_id: str
-    index: int
+    @property
+    def trial_id(self) -> str: ...  # read-only: TrialConfig is frozen
+
+    @property
+    def index(self) -> int: ...
 
     def hyperparameters(self) -> Mapping[str, Any]:
         """The run's hyperparameter columns: exactly RUN_HPARAMS."""
@@ -373,14 +376,14 @@ def write_points(target: Target, run_id: int, points: Sequence[Mapping[str, Any]
     if dialect == "sqlite":
         for start in range(0, len(rows), CHUNK_ROWS):
             params: list[Any] = []
-            for step, row in zip(steps[start : start + CHUNK_ROWS], rows[start : start + CHUNK_ROWS]):
+            for step, row in zip(steps[start : start + CHUNK_ROWS], rows[start : start + CHUNK_ROWS], strict=True):
                 params.append(run_id)
                 params.append(step)
                 params.extend(row)
             sql = _sqlite_points_sql(min(CHUNK_ROWS, len(rows) - start))
             inserted += conn.exec_driver_sql(sql, tuple(params), execution_options=opts).rowcount
     elif dialect == "postgresql":
-        columns = [_pg_array(c) for c in zip(*rows)]
+        columns = [_pg_array(c) for c in zip(*rows, strict=True)]
         params_pg = (run_id, _pg_array(steps), *columns)
         inserted += conn.exec_driver_sql(_PG_POINTS_SQL, params_pg, execution_options=opts).rowcount
     else:  # pragma: no cover
@@ -410,12 +413,13 @@ def _scalar_summary(summary: Mapping[str, Any] | None, where: str) -> dict[str, 
         raise ValueError(f"{where}: summary must be a mapping of scalars, not {type(summary).__name__}")
     out: dict[str, Any] = {}
     for k, v in summary.items():
-        if not isinstance(v, _SCALARS):
-            item = getattr(v, "item", None)  # numpy scalar
-            if item is None or getattr(v, "ndim", 0) != 0:
-                raise ValueError(f"{where}: summary[{k!r}] is not a scalar ({type(v).__name__}); put arrays in payload")
-            v = item()
-        out[str(k)] = v
+        if isinstance(v, _SCALARS):
+            out[str(k)] = v
+            continue
+        item = getattr(v, "item", None)  # numpy scalar
+        if item is None or getattr(v, "ndim", 0) != 0:
+            raise ValueError(f"{where}: summary[{k!r}] is not a scalar ({type(v).__name__}); put arrays in payload")
+        out[str(k)] = item()
     return out
 
 

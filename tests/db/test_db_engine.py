@@ -53,9 +53,8 @@ def test_sqlite_creates_parent_folder(tmp_path: Path) -> None:
 
 
 def test_foreign_keys_enforced_and_cascade(engine: Engine, study: dict) -> None:
-    with pytest.raises(sa.exc.IntegrityError):
-        with engine.begin() as conn:
-            writer.write_points(conn, 999_999, [{"step": 0, "train_loss": 1.0}])
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        writer.write_points(conn, 999_999, [{"step": 0, "train_loss": 1.0}])
     run_id = next(iter(study["runs"].values()))
     with engine.begin() as conn:
         writer.write_points(conn, run_id, [{"step": s, "train_loss": 1.0} for s in range(3)])

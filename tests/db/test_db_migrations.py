@@ -98,7 +98,7 @@ def test_downgrade_to_base_and_back(db_url: str) -> None:
     assert tables(db_url) & TABLES == set()
     migrate.upgrade(db_url, "head")
     assert migrate.current(db_url) == migrate.head()
-    assert TABLES <= tables(db_url)
+    assert tables(db_url) >= TABLES
 
 
 def test_models_match_migrations(db_url: str) -> None:

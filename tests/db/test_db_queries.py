@@ -214,6 +214,6 @@ def test_liveness_from_the_heartbeat(engine: Engine, study: dict, make_config: C
     assert queries.runs_with_final(engine, "fresh", now=now)["status"].tolist() == ["running"]
 
     with Session(engine) as session:  # nothing was rewritten by reading
-        stored = {name: status for name, status in session.execute(sa.select(Study.name, Study.status))}
+        stored = dict(session.execute(sa.select(Study.name, Study.status)).all())
         assert stored == {"demo": "running", "fresh": "running", "silent": "running", "done": "completed"}
         assert queries.runs_frame(engine, "demo")["status"].tolist()[0] == "running"

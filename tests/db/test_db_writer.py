@@ -33,7 +33,7 @@ def stored(engine: Engine, run_id: int) -> dict[int, dict]:
 
 def test_write_points_idempotent(engine: Engine, study: dict) -> None:
     run_id = study["runs"]["trial-000"]
-    first = batch(range(0, 100))
+    first = batch(range(100))
     with engine.begin() as conn:
         assert writer.write_points(conn, run_id, first) == 100
     with engine.begin() as conn:
@@ -72,8 +72,8 @@ def test_write_points_sparse_and_duplicates_within_a_batch(engine: Engine, study
 def test_write_points_rejects_unknown_keys(engine: Engine, study: dict) -> None:
     run_id = study["runs"]["trial-000"]
     good = batch(range(3))
-    with pytest.raises(ValueError, match="unknown point keys.*'train_los'"):
-        writer.write_points(engine, run_id, good + [{"step": 3, "train_los": 1.0}])
+    with pytest.raises(ValueError, match=r"unknown point keys.*'train_los'"):
+        writer.write_points(engine, run_id, [*good, {"step": 3, "train_los": 1.0}])
     with pytest.raises(ValueError, match="needs 'step'"):
         writer.write_points(engine, run_id, [{"train_loss": 1.0}])
     assert count(engine, Point) == 0  # nothing of a rejected batch is written
@@ -130,7 +130,7 @@ def test_update_study(engine: Engine, study: dict) -> None:
     with Session(engine) as session:
         st = session.get(Study, study["study_id"])
         assert st is not None and (st.status, st.ray_nodes) == ("completed", 2)
-        with pytest.raises(ValueError, match="cannot update studies.name"):
+        with pytest.raises(ValueError, match=r"cannot update studies\.name"):
             writer.update_study(session, study["study_id"], name="x")
         with pytest.raises(UnknownStudy):
             writer.update_study(session, 12345, status="failed")
@@ -192,9 +192,9 @@ def test_update_run(engine: Engine, study: dict) -> None:
             2,
             1234,
         )
-        with pytest.raises(ValueError, match="cannot update runs.trial_id"):
+        with pytest.raises(ValueError, match=r"cannot update runs\.trial_id"):
             writer.update_run(session, run_id, trial_id="other")
-        with pytest.raises(ValueError, match="cannot update runs.colour"):
+        with pytest.raises(ValueError, match=r"cannot update runs\.colour"):
             writer.update_run(session, run_id, colour="red")
         with pytest.raises(ValueError, match="run status 'done'"):
             writer.update_run(session, run_id, status="done")

@@ -46,7 +46,7 @@ def engine():
     eng = sa.create_engine("sqlite://")  # in-memory; SingletonThreadPool keeps one DB
     metadata.create_all(eng)
     with eng.begin() as conn:
-        conn.execute(runs.insert(), [dict(zip(KEYS, r)) for r in ROWS])
+        conn.execute(runs.insert(), [dict(zip(KEYS, r, strict=True)) for r in ROWS])
     yield eng
     eng.dispose()
 
@@ -148,7 +148,7 @@ def test_only_given_columns_are_visible():
     cols = {"learning_rate": runs.c.lr}
     expr = parse_where("learning_rate > 0.1", cols)
     assert "runs.lr" in str(expr)
-    with pytest.raises(WhereError, match="unknown column 'lr'.*valid columns: learning_rate"):
+    with pytest.raises(WhereError, match=r"unknown column 'lr'.*valid columns: learning_rate"):
         parse_where("lr > 0.1", cols)
 
 
