@@ -80,7 +80,8 @@ def cpu_seconds(root: Path, args: list[str], env: dict[str, str]) -> tuple[float
     """CPU seconds (user + system) of one ``python -m cli ARGS`` in ``root``, and the watched modules it
     imported."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    done = subprocess.run([sys.executable, "-c", PROBE, *args], cwd=root, env=env, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", PROBE, *args], cwd=root, env=env, capture_output=True, text=True,
+                          check=False)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(args)} exited {done.returncode}: {done.stderr.strip()[-400:]}")

@@ -113,6 +113,11 @@ def _run_settings(frame: pd.DataFrame) -> tuple[dict[Hashable, str], list[str]]:
     return {rid: _setting_label(row, cols) for rid, row in firsts.iterrows()}, cols
 
 
+def _setting_colours(labels: dict[Hashable, str]) -> dict[str, tuple]:
+    """One tab10 colour per distinct setting label, in sorted order (cycling after ten)."""
+    return {label: colormaps["tab10"](i % 10) for i, label in enumerate(sorted(set(labels.values())))}
+
+
 def _legend_handles(colours: dict[str, tuple]) -> list[Line2D]:
     return [Line2D([0], [0], color=c, lw=2, label=label) for label, c in colours.items()]
 
@@ -142,14 +147,13 @@ def metric_figure(data: StudyData, by: str) -> StudyFigure:
         if rest else {}
     fig = Figure(figsize=(5.2 * len(metrics), 4.0), layout="constrained")
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
-    for ax, metric in zip(axes, metrics):
+    for ax, metric in zip(axes, metrics, strict=True):
         ok = _finite(pts, "sde_time", metric)
         positive = bool((ok[metric] > 0).all())
         for setting, group in ok.groupby([by, *rest], dropna=False):
             colour = colours[float(setting[0])]
             style = styles.get(tuple(setting[1:]), "-")
-            for _, run in group.groupby("run_id"):
-                run = run.sort_values("step")
+            for _, run in group.sort_values("step").groupby("run_id"):
                 ax.plot(run.sde_time, run[metric], color=colour, lw=0.7, alpha=0.35, ls=style)
             mean = group.groupby("step").agg(t=("sde_time", "mean"), y=(metric, "mean")).sort_values("t")
             ax.plot(mean.t, mean.y, color=colour, lw=2.0, ls=style)
@@ -162,7 +166,7 @@ def metric_figure(data: StudyData, by: str) -> StudyFigure:
     handles = _legend_handles({f"{name} = {_num(v)}": c for v, c in colours.items()})
     if rest:
         for k, style in styles.items():
-            label = ", ".join(f"{c}={_num(v)}" for c, v in zip(rest, k))
+            label = ", ".join(f"{c}={_num(v)}" for c, v in zip(rest, k, strict=True))
             handles.append(Line2D([0], [0], color="grey", ls=style, label=label))
     axes[0].legend(handles=handles, fontsize=8)
     shown = f"runs at {other} = {_num(pts[other].min())}; " if other in pts and pts[other].notna().any() else ""
@@ -247,14 +251,12 @@ def lr_angular_figure(data: StudyData) -> StudyFigure:
         return StudyFigure(key, title, "", missing="needs effective_lr or angular_update on the points (a [log] "
                                                      "cadence; both are measured on every logged step)")
     labels, _ = _run_settings(pts)
-    colours = {lab: c for lab, c in zip(sorted(set(labels.values())),
-                                        [colormaps["tab10"](i % 10) for i in range(len(set(labels.values())))])}
+    colours = _setting_colours(labels)
     fig = Figure(figsize=(5.2 * len(cols), 4.0), layout="constrained")
     axes = fig.subplots(1, len(cols), squeeze=False)[0]
-    for ax, col in zip(axes, cols):
+    for ax, col in zip(axes, cols, strict=True):
         ok = _finite(pts, "sde_time", col)
-        for run_id, run in ok.groupby("run_id"):
-            run = run.sort_values("step")
+        for run_id, run in ok.sort_values("step").groupby("run_id"):
             ax.plot(run.sde_time, run[col], color=colours[labels[run_id]], lw=1.0, alpha=0.8)
         if bool((ok[col] > 0).all()):
             ax.set_yscale("log")
@@ -285,8 +287,7 @@ def covariance_figure(data: StudyData) -> StudyFigure:
         return StudyFigure(key, title, "", missing="needs covariance diagnostics with eigenvalues: add "
                                                      "[diagnostics.covariance]")
     labels, _ = _run_settings(rows)
-    colours = {lab: c for lab, c in zip(sorted(set(labels.values())),
-                                        [colormaps["tab10"](i % 10) for i in range(len(set(labels.values())))])}
+    colours = _setting_colours(labels)
     counts = rows.groupby("run_id").size()
     over_time = counts[counts > 1]
     fig = Figure(figsize=(5.2 * (2 if len(over_time) else 1), 4.0), layout="constrained")

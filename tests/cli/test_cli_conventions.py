@@ -102,5 +102,5 @@ def test_a_failed_write_is_a_runtime_error_exit_1(tmp_path, monkeypatch, known_d
 
     monkeypatch.setattr(pd.DataFrame, "to_csv", full_disk)
     result = runner.invoke(app, ["export", "lin", "--db", known_db, "-o", str(tmp_path)])
-    assert result.exit_code == 1 and result.stderr == f"error: -o: cannot write {tmp_path / 'runs.csv'}: No space " \
-                                                      f"left on device\n"
+    assert result.exit_code == 1
+    assert result.stderr == f"error: -o: cannot write {tmp_path / 'runs.csv'}: No space left on device\n"

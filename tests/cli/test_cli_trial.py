@@ -71,5 +71,6 @@ def test_unknown_trial_is_a_clear_error(tmp_path):
 
 
 def test_python_m_cli_runs():
-    out = subprocess.run([sys.executable, "-m", "cli", "--help"], capture_output=True, text=True, cwd=REPO_ROOT)
+    out = subprocess.run([sys.executable, "-m", "cli", "--help"], capture_output=True, text=True, cwd=REPO_ROOT,
+                         check=False)
     assert out.returncode == 0 and "launch" in out.stdout
