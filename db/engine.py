@@ -12,6 +12,7 @@ import shlex
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
+from db import migrate
 from db.connection import (
     BUSY_TIMEOUT_S,
     DEFAULT_URL,
@@ -70,13 +71,10 @@ def open_db(url: str | URL | None = None, create: bool = False) -> Engine:
 
 
 def _check_revision(engine: Engine, shown: str, command: str, create: bool) -> None:
-    # imported here: Alembic loads when a database is opened, not when the CLI starts
-    from db import migrate
-
-    head = migrate.head()
     current = migrate.current(engine)
-    if current == head:
+    if current == migrate.HEAD_REVISION:  # the usual case, decided without loading Alembic
         return
+    head = migrate.head()
     if current is None:
         present = sorted(set(sa.inspect(engine).get_table_names()) & set(migrate.schema_tables()))
         if present:

@@ -4,6 +4,10 @@ The scripts live in ``db/alembic`` (``alembic.ini`` at the repository root point
 The revision is kept in the table ``sweeper_alembic_version`` so that a database shared with another Alembic user
 (e.g. MLflow's ``alembic_version``) does not clash. Each function takes a URL (password-bearing URLs are fine; they
 are never printed) or an existing :class:`~sqlalchemy.engine.Engine`.
+
+Alembic is imported by the functions that need its script directory, not by this module: :func:`current` reads the
+revision with plain SQL and :data:`HEAD_REVISION` names the head, so the gate ``db.engine.open_db`` loads Alembic only
+for a database that is not at head (issue 11: start-up of the reading commands).
 """
 
 from __future__ import annotations
@@ -11,17 +15,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util.exc import CommandError
+import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 
 from db.connection import make_engine, resolve_url, sqlite_path
+from db.errors import DatabaseVersionError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 __all__ = [
+    "HEAD_REVISION",
     "VERSION_TABLE",
     "SCRIPT_LOCATION",
     "alembic_config",
@@ -35,6 +42,8 @@ __all__ = [
 ]
 
 VERSION_TABLE = "sweeper_alembic_version"
+HEAD_REVISION = "0003"
+"""The head revision of ``db/alembic/versions``, known without loading Alembic; a test pins it to :func:`head`."""
 SCRIPT_LOCATION = Path(__file__).resolve().with_name("alembic")
 
 DbTarget = str | URL | Engine | None
@@ -42,6 +51,8 @@ DbTarget = str | URL | Engine | None
 
 def alembic_config(connection: Connection | None = None) -> Config:
     """An Alembic Config for ``db/alembic``; ``connection``, if given, is the one ``env.py`` migrates."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(SCRIPT_LOCATION))
     if connection is not None:
@@ -61,9 +72,15 @@ def _connect(target: DbTarget) -> Iterator[Connection]:
             engine.dispose()
 
 
+def _scripts() -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config())
+
+
 def head() -> str:
-    """The head revision of this code's migrations."""
-    rev = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    """The head revision of this code's migrations, as Alembic computes it from the scripts."""
+    rev = _scripts().get_current_head()
     if rev is None:
         raise RuntimeError(f"{SCRIPT_LOCATION / 'versions'} has no migration scripts: the sweeper installation is "
                            "incomplete; reinstall it")
@@ -72,8 +89,10 @@ def head() -> str:
 
 def is_known_revision(rev: str) -> bool:
     """Whether ``rev`` is a revision of this code's migrations."""
+    from alembic.util.exc import CommandError
+
     try:
-        return ScriptDirectory.from_config(alembic_config()).get_revision(rev) is not None
+        return _scripts().get_revision(rev) is not None
     except CommandError:
         return False
 
@@ -88,7 +107,9 @@ def schema_tables() -> tuple[str, ...]:
 def current(url: DbTarget = None) -> str | None:
     """The database's schema revision, or None for a database never migrated (or migrated down to base).
 
-    A SQLite file that does not exist is reported as None, and not created.
+    A SQLite file that does not exist is reported as None, and not created. Read with plain SQL (what Alembic's
+    ``MigrationContext.get_current_revision`` reads); a version table holding several revisions (never written by
+    these linear migrations) raises :class:`~db.errors.DatabaseVersionError`.
     """
     if not isinstance(url, Engine):
         parsed = resolve_url(url)
@@ -96,23 +117,34 @@ def current(url: DbTarget = None) -> str | None:
         if path is not None and not path.expanduser().exists():
             return None
     with _connect(url) as conn:
-        ctx = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
-        return ctx.get_current_revision()
+        if not sa.inspect(conn).has_table(VERSION_TABLE):
+            return None
+        revisions = conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
+    if len(revisions) > 1:
+        raise DatabaseVersionError(f"the database's {VERSION_TABLE} holds several revisions ({', '.join(sorted(revisions))});"
+                                   f" sweeper's migrations have one head ({HEAD_REVISION}): keep the right row only")
+    return revisions[0] if revisions else None
 
 
 def upgrade(url: DbTarget = None, rev: str = "head") -> None:
     """Migrate the database up to ``rev`` (default: head); a no-op when it is there already."""
+    from alembic import command
+
     with _connect(url) as conn:
         command.upgrade(alembic_config(conn), rev)
 
 
 def downgrade(url: DbTarget, rev: str) -> None:
     """Migrate the database down to ``rev`` (``"base"`` drops every sweeper table and all their data)."""
+    from alembic import command
+
     with _connect(url) as conn:
         command.downgrade(alembic_config(conn), rev)
 
 
 def stamp(url: DbTarget, rev: str) -> None:
     """Record ``rev`` as the database's revision without running migrations (repairs and tests)."""
+    from alembic import command
+
     with _connect(url) as conn:
         command.stamp(alembic_config(conn), rev)

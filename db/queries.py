@@ -9,6 +9,8 @@ Float columns are float64, where NULL ("not measured") and NaN (e.g. a diverged 
 
 Points are read column-wise (:mod:`db.columnar`; :func:`point_columns` reads only the columns asked for): on
 PostgreSQL over an ADBC connection of their own, which sees committed rows only, not a caller's open transaction.
+The statements of the study list, the runs with their final metrics and a run's lookup are :mod:`db.rows`' (plain
+rows without pandas, for the CLI); the functions here put them in DataFrames.
 
 A study's status is read live: a ``running`` study whose heartbeat (``studies.heartbeat_at``) is older than
 ``HEARTBEAT_GRACE_S``, or missing, lost its driver and reads as ``interrupted`` (:func:`list_studies`,
@@ -18,31 +20,32 @@ A study's status is read live: a ``running`` study whose heartbeat (``studies.he
 from __future__ import annotations
 
 import datetime as dt
-import io
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, joinedload
 
 from db.columnar import read_columns
-from db.errors import AmbiguousRun, UnknownRun, UnknownStudy
-from db.models import (
-    HEARTBEAT_GRACE_S,
-    POINT_METRICS,
-    RUN_HPARAMS,
-    RUN_STATUSES,
-    Diagnostic,
-    Point,
-    Run,
-    Study,
-    Verdict,
+from db.models import POINT_METRICS, RUN_HPARAMS, Diagnostic, Point, Run, Study, Verdict
+from db.rows import (
+    POINT_COLUMNS,
+    RENAMED_POINT_COLUMNS,
+    Bind,
+    StudyRef,
+    connect,
+    find_run,
+    load_npy,
+    resolve_study,
+    runs_statement,
+    studies_statement,
+    study_counts,
+    study_status,
 )
-from db.types import PortableFloat, utcnow
+from db.types import PortableFloat
 
 __all__ = [
     "RENAMED_POINT_COLUMNS",
@@ -62,24 +65,6 @@ __all__ = [
     "get_run",
 ]
 
-Bind = Engine | Connection
-StudyRef = str | int | Study
-
-RENAMED_POINT_COLUMNS = {"lr": "lr_t", "weight_decay": "weight_decay_t"}
-"""Point columns renamed in :func:`points_frame`: the scheduled value at the step, beside the run's base value."""
-
-_RUN_KEYS = ("run_id", "trial_id", "status", *RUN_HPARAMS)
-
-
-@contextmanager
-def _connect(bind: Bind) -> Iterator[Connection]:
-    if isinstance(bind, Connection):
-        yield bind
-    else:
-        with bind.connect() as conn:
-            yield conn
-
-
 def _frame(conn: Connection, stmt: sa.Select[Any], keep_null: bool) -> pd.DataFrame:
     result = conn.execute(stmt)
     columns = list(result.keys())
@@ -98,88 +83,27 @@ def _frame(conn: Connection, stmt: sa.Select[Any], keep_null: bool) -> pd.DataFr
     return df
 
 
-def resolve_study(bind: Bind, study: StudyRef) -> int:
-    """The id of a study given by name, id or object; :class:`~db.errors.UnknownStudy` if there is none."""
-    if isinstance(study, Study):
-        return study.id
-    with _connect(bind) as conn:
-        if isinstance(study, int):
-            found = conn.scalar(sa.select(Study.id).where(Study.id == study))
-            if found is None:
-                raise UnknownStudy(f"no study with id {study}")
-            return found
-        found = conn.scalar(sa.select(Study.id).where(Study.name == study))
-        if found is None:
-            names = conn.scalars(sa.select(Study.name).order_by(Study.id.desc()).limit(10)).all()
-            known = f"; known studies: {', '.join(names)}" if names else "; the database has no studies yet"
-            raise UnknownStudy(f"no study named {study!r}{known}")
-        return found
-
-
-def _live_status(now: dt.datetime | None = None) -> Any:
-    """``studies.status`` as read at ``now`` (default: the current time): ``interrupted`` for a ``running`` study
-    whose heartbeat is missing or older than HEARTBEAT_GRACE_S."""
-    cutoff = (utcnow() if now is None else now) - dt.timedelta(seconds=HEARTBEAT_GRACE_S)
-    stale = sa.or_(Study.heartbeat_at.is_(None), Study.heartbeat_at < cutoff)
-    return sa.case((sa.and_(Study.status == "running", stale), "interrupted"), else_=Study.status)
-
-
-def study_status(bind: Bind, study: StudyRef, *, now: dt.datetime | None = None) -> str:
-    """The study's status as read now: the stored one, but ``interrupted`` when it is ``running`` with a stale or
-    missing heartbeat (its driver died)."""
-    with _connect(bind) as conn:
-        study_id = resolve_study(conn, study)
-        return conn.execute(sa.select(_live_status(now)).where(Study.id == study_id)).scalar_one()
-
-
 def list_studies(bind: Bind, *, now: dt.datetime | None = None) -> pd.DataFrame:
     """One row per study (oldest first): its columns except the spec, ``n_runs`` and ``n_<status>`` counts.
 
     ``status`` is read live (:func:`study_status`): ``interrupted`` for a running study whose driver died.
     """
-    cols = [_live_status(now).label("status") if c.name == "status" else c
-            for c in Study.__table__.columns if c.name != "spec"]
-    with _connect(bind) as conn:
-        studies = _frame(conn, sa.select(*cols).order_by(Study.id), keep_null=False)
-        counts = conn.execute(
-            sa.select(Run.study_id, Run.status, sa.func.count()).group_by(Run.study_id, Run.status)
-        ).all()
-    table = {(sid, status): n for sid, status, n in counts}
-    studies["n_runs"] = [sum(n for (sid, _), n in table.items() if sid == i) for i in studies["id"]]
-    for status in RUN_STATUSES:
-        studies[f"n_{status}"] = [table.get((i, status), 0) for i in studies["id"]]
-    return studies
+    with connect(bind) as conn:
+        studies = _frame(conn, studies_statement(now), keep_null=False)
+        return studies.assign(**study_counts(conn, studies["id"].tolist()))
 
 
 def runs_frame(
     bind: Bind, study: StudyRef, *, status: str | Sequence[str] | None = None, keep_null: bool = False
 ) -> pd.DataFrame:
     """The runs of a study, every column of ``runs`` (``id`` as ``run_id``; ``config`` as dicts), by trial index."""
-    with _connect(bind) as conn:
+    with connect(bind) as conn:
         study_id = resolve_study(conn, study)
         cols = [c.label("run_id") if c.name == "id" else c for c in Run.__table__.columns]
         stmt = sa.select(*cols).where(Run.study_id == study_id).order_by(Run.trial_index, Run.id)
         if status is not None:
             stmt = stmt.where(Run.status.in_([status] if isinstance(status, str) else list(status)))
         return _frame(conn, stmt, keep_null)
-
-
-def _final_metric(metric: str) -> sa.ScalarSelect[Any]:
-    """The run's last measured (non-NULL) value of a point column, as a correlated scalar subquery."""
-    column = getattr(Point, metric)
-    return (
-        sa.select(column)
-        .where(Point.run_id == Run.id, column.is_not(None))
-        .order_by(Point.step.desc())
-        .limit(1)
-        .correlate(Run)
-        .scalar_subquery()
-    )
-
-
-def _filterable(expr: Any) -> Any:
-    """A column as the ``--where`` parser should see it: portable floats typed as plain doubles."""
-    return sa.type_coerce(expr, sa.Double()) if isinstance(expr.type, PortableFloat) else expr
 
 
 def runs_with_final(bind: Bind, study: StudyRef, *, where: str | None = None, keep_null: bool = False,
@@ -194,39 +118,16 @@ def runs_with_final(bind: Bind, study: StudyRef, *, where: str | None = None, ke
     id) and the ``final_<metric>`` columns, e.g. ``"status = 'completed' and final_test_acc > 0.9"``; it is parsed
     into SQLAlchemy expressions (never pasted into SQL) and raises :class:`db.where.WhereError` when invalid.
     """
-    finals = {f"final_{m}": _final_metric(m) for m in POINT_METRICS}
-    with _connect(bind) as conn:
-        study_id = resolve_study(conn, study)
-        status: Any = Run.status
-        if study_status(conn, study_id, now=now) == "interrupted":
-            status = sa.case((Run.status == "running", "interrupted"), else_=Run.status)
-        run_cols = [c.label("run_id") if c.name == "id" else status.label("status") if c.name == "status" else c
-                    for c in Run.__table__.columns]
-        stmt = (
-            sa.select(*run_cols, *(q.label(name) for name, q in finals.items()))
-            .where(Run.study_id == study_id)
-            .order_by(Run.trial_index, Run.id)
-        )
-        if where is not None and where.strip():
-            from db.where import parse_where
-
-            names: dict[str, Any] = {c.name: _filterable(c) for c in Run.__table__.columns if c.name != "id"}
-            names["run_id"], names["status"] = Run.id, status
-            names.update({name: sa.type_coerce(q, sa.Double()) for name, q in finals.items()})
-            stmt = stmt.where(parse_where(where, names))
-        df = _frame(conn, stmt, keep_null)
-    for name in finals:  # typed PortableFloat through the subquery; make the dtype explicit when all are NULL
-        if not keep_null:
-            df[name] = df[name].astype(float)
-    return df
+    with connect(bind) as conn:
+        df = _frame(conn, runs_statement(conn, study, where=where, now=now), keep_null)
+    if keep_null:
+        return df
+    # typed PortableFloat through the subquery; make the dtype explicit when all are NULL
+    return df.astype({f"final_{m}": float for m in POINT_METRICS})
 
 
 def _run_columns() -> list[Any]:
     return [Run.id.label("run_id"), Run.trial_id, Run.status, *(getattr(Run, k) for k in RUN_HPARAMS)]
-
-
-POINT_COLUMNS = {RENAMED_POINT_COLUMNS.get(m, m): m for m in POINT_METRICS}
-"""The point columns as :func:`points_frame` names them → their ``points`` table column."""
 
 
 def _point_columns(conn: Connection, study_id: int, columns: Sequence[str], run_ids: Sequence[int] | None,
@@ -249,7 +150,7 @@ def point_columns(bind: Bind, study: StudyRef, columns: Sequence[str], run_ids: 
     """``run_id``, ``step`` and the given point ``columns`` (named as in :func:`points_frame`: ``lr_t``,
     ``weight_decay_t``) of a study's runs, by run and step: what a check reads, fetched column-wise
     (:mod:`db.columnar`)."""
-    with _connect(bind) as conn:
+    with connect(bind) as conn:
         return _point_columns(conn, resolve_study(conn, study), list(columns), run_ids, keep_null)
 
 
@@ -271,7 +172,7 @@ def points_frame(
     unknown = set(chosen) - set(POINT_METRICS)
     if unknown:
         raise ValueError(f"unknown point columns {sorted(unknown)}; known: {', '.join(POINT_METRICS)}")
-    with _connect(bind) as conn:
+    with connect(bind) as conn:
         study_id = resolve_study(conn, study)
         runs_stmt = sa.select(*_run_columns()).where(Run.study_id == study_id).order_by(Run.id)
         if run_ids is not None:
@@ -281,10 +182,6 @@ def points_frame(
                                 keep_null)
     at = np.searchsorted(runs["run_id"].to_numpy(), points["run_id"].to_numpy())
     return pd.concat([runs.take(at).reset_index(drop=True), points.drop(columns="run_id")], axis=1)
-
-
-def _load_npy(payload: bytes | None) -> np.ndarray | None:
-    return None if payload is None else np.load(io.BytesIO(payload), allow_pickle=False)
 
 
 def diagnostics_frame(
@@ -303,7 +200,7 @@ def diagnostics_frame(
     ``expand_summary`` the summary dicts become columns ``summary.<key>`` (missing keys NaN) instead of ``summary``;
     with ``decode_payload`` the ``.npy`` payloads become numpy arrays.
     """
-    with _connect(bind) as conn:
+    with connect(bind) as conn:
         study_id = resolve_study(conn, study)
         stmt = (
             sa.select(
@@ -325,7 +222,7 @@ def diagnostics_frame(
             stmt = stmt.where(Diagnostic.run_id.in_([int(r) for r in run_ids]))
         df = _frame(conn, stmt, keep_null)
     if decode_payload:
-        df["payload"] = [_load_npy(p) for p in df["payload"]]
+        df["payload"] = [load_npy(p) for p in df["payload"]]
     if expand_summary:
         summaries = pd.DataFrame.from_records([s or {} for s in df["summary"]], index=df.index)
         summaries.columns = [f"summary.{c}" for c in summaries.columns]
@@ -335,7 +232,7 @@ def diagnostics_frame(
 
 def study_spec(bind: Bind, study: StudyRef) -> dict[str, Any]:
     """The study's spec as stored at launch (the parsed study file, a dict)."""
-    with _connect(bind) as conn:
+    with connect(bind) as conn:
         study_id = resolve_study(conn, study)
         return conn.execute(sa.select(Study.spec).where(Study.id == study_id)).scalar_one()
 
@@ -352,7 +249,7 @@ class StudyFrames(NamedTuple):
 def study_frames(bind: Bind, study: StudyRef) -> StudyFrames:
     """The study's spec, :func:`runs_frame`, :func:`points_frame` and :func:`diagnostics_frame` (payloads decoded
     to arrays), read over one connection."""
-    with _connect(bind) as conn:
+    with connect(bind) as conn:
         study_id = resolve_study(conn, study)
         return StudyFrames(study_spec(conn, study_id), runs_frame(conn, study_id), points_frame(conn, study_id),
                            diagnostics_frame(conn, study_id, decode_payload=True))
@@ -360,7 +257,7 @@ def study_frames(bind: Bind, study: StudyRef) -> StudyFrames:
 
 def verdicts_frame(bind: Bind, study: StudyRef, check: str | None = None) -> pd.DataFrame:
     """The verdicts recorded for a study (optionally of one check), oldest first."""
-    with _connect(bind) as conn:
+    with connect(bind) as conn:
         study_id = resolve_study(conn, study)
         stmt = sa.select(*Verdict.__table__.columns).where(Verdict.study_id == study_id).order_by(Verdict.id)
         if check is not None:
@@ -374,21 +271,7 @@ def get_run(bind: Bind, run: int | str, study: StudyRef | None = None) -> Run:
     Returns a detached :class:`~db.models.Run` with ``run.study`` loaded (``run.as_dict()`` for plain values).
     Raises :class:`~db.errors.UnknownRun` or :class:`~db.errors.AmbiguousRun`.
     """
-    with _connect(bind) as conn, Session(bind=conn, expire_on_commit=False) as session:
-        stmt = sa.select(Run).options(joinedload(Run.study))
-        if isinstance(run, int):
-            found = session.scalars(stmt.where(Run.id == run)).all()
-            what = f"id {run}"
-        else:
-            stmt = stmt.where(Run.trial_id == run)
-            if study is not None:
-                stmt = stmt.where(Run.study_id == resolve_study(conn, study))
-            found = session.scalars(stmt).all()
-            what = f"trial id {run!r}" + (f" in study {study!r}" if study is not None else "")
-        if not found:
-            raise UnknownRun(f"no run with {what}")
-        if len(found) > 1:
-            names = ", ".join(sorted(r.study.name for r in found))
-            raise AmbiguousRun(f"trial id {run!r} is in several studies ({names}); name the study")
+    with connect(bind) as conn, Session(bind=conn, expire_on_commit=False) as session:
+        found = session.get_one(Run, find_run(conn, run, study)["id"], options=[joinedload(Run.study)])
         session.expunge_all()
-        return found[0]
+        return found

@@ -14,6 +14,7 @@ from alembic.runtime.migration import MigrationContext
 
 from db import migrate
 from db.engine import make_engine
+from db.errors import DatabaseVersionError
 from db.models import Base
 
 REPO = Path(__file__).resolve().parents[2]
@@ -163,3 +164,35 @@ def test_head_without_migration_scripts_is_an_error(tmp_path: Path, monkeypatch:
     monkeypatch.setattr(migrate, "SCRIPT_LOCATION", tmp_path)
     with pytest.raises(RuntimeError, match="no migration scripts"):
         migrate.head()
+
+
+def test_head_revision_constant_is_alembics_head() -> None:
+    """open_db decides "at head" by HEAD_REVISION without loading Alembic: it must be the scripts' head."""
+    assert migrate.head() == migrate.HEAD_REVISION
+
+
+@pytest.mark.parametrize("rev", ["0001", "head", "base"])
+def test_current_reads_what_alembic_reads(db_url: str, rev: str) -> None:
+    migrate.upgrade(db_url, "head")
+    if rev != "head":
+        migrate.downgrade(db_url, rev)
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            alembic_rev = MigrationContext.configure(
+                conn, opts={"version_table": migrate.VERSION_TABLE}).get_current_revision()
+        assert migrate.current(engine) == alembic_rev == {"0001": "0001", "head": migrate.head(), "base": None}[rev]
+    finally:
+        engine.dispose()
+
+
+def test_current_refuses_several_revisions(db_url: str) -> None:
+    migrate.upgrade(db_url)
+    engine = make_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"INSERT INTO {migrate.VERSION_TABLE} (version_num) VALUES ('0002')"))
+        with pytest.raises(DatabaseVersionError, match=r"several revisions \(0002, 0003\)"):
+            migrate.current(engine)
+    finally:
+        engine.dispose()
