@@ -27,7 +27,7 @@ def run_inline(spec: StudySpec, engine: Engine, pack: int | str = "auto") -> dic
         study = ensure_study(session, spec.name, spec.model_dump(mode="json"))
         run_ids = ensure_runs(session, study, list(trials))
         study_id = study.id
-    statuses = {}
+    statuses: dict[str, str] = {}
     for group in packs(trials, pack):
         started = dt.datetime.now(dt.timezone.utc)
         if len(group) == 1:

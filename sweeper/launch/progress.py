@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ray import tune
 from rich.console import Console
@@ -10,6 +10,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sweeper.launch.experiment import member_ids
 
+if TYPE_CHECKING:
+    from ray.tune.stopper import Stopper
 
 FINAL = ("completed", "diverged")
 
@@ -22,7 +24,9 @@ class ProgressCallback(tune.Callback):
     """
 
     def __init__(self, total: int, finished: set[str] | None = None):
-        self.total, self.finished, self.failed, self.running = total, set(finished or ()), set(), set()
+        self.total, self.finished = total, set(finished or ())
+        self.failed: set[str] = set()
+        self.running: set[str] = set()
         self.bar: Progress | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -33,7 +37,8 @@ class ProgressCallback(tune.Callback):
     def done(self) -> int:
         return len(self.finished)
 
-    def setup(self, **info: Any) -> None:
+    def setup(self, stop: Stopper | None = None, num_samples: int | None = None,
+              total_num_samples: int | None = None, **info: Any) -> None:
         self.bar = Progress(
             TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
             console=Console(stderr=True), transient=False,

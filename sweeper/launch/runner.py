@@ -22,8 +22,15 @@ from db.models import HEARTBEAT_GRACE_S, Run, Study
 from db.types import utcnow
 from db.writer import ensure_runs, ensure_study, spec_hash, update_study
 from sweeper.expand import TrialConfig, expand
-from sweeper.launch.experiment import (attempt_name, journal_path, latest_checkpoint, member_ids, pack_name,
-                                       read_packs, write_packs)
+from sweeper.launch.experiment import (
+    attempt_name,
+    journal_path,
+    latest_checkpoint,
+    member_ids,
+    pack_name,
+    read_packs,
+    write_packs,
+)
 from sweeper.launch.resilient_writer import OutagePolicy
 from sweeper.spec import StudySpec, parse_spec
 from sweeper.train.pack import packs
@@ -100,7 +107,7 @@ class StudyOutcome:
 def _git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
+                             cwd=Path(__file__).resolve().parent, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
@@ -111,7 +118,7 @@ def run_counts(engine: Engine, study_id: int) -> dict[str, int]:
         rows = conn.execute(
             sa.select(Run.status, sa.func.count()).where(Run.study_id == study_id).group_by(Run.status)
         ).all()
-    return {status: n for status, n in rows}
+    return dict(rows)
 
 
 def _finish(engine: Engine, study_id: int, name: str) -> StudyOutcome:
@@ -356,10 +363,8 @@ def _run_tuner(engine: Engine, study_id: int, name: str, trials: list[TrialConfi
 def _stopped(engine: Engine, study_id: int, name: str, reason: str, journal: Path) -> None:
     """Record the study as interrupted if the database still takes that (else its heartbeat, left to age, says
     so), then raise StudyStopped."""
-    try:
+    with contextlib.suppress(sa.exc.DBAPIError):
         _finish(engine, study_id, name)  # unfinished runs: the study is interrupted
-    except sa.exc.DBAPIError:
-        pass
     kept = f"; the results not yet written are kept in {journal}" if Journal(journal) else ""
     raise StudyStopped(f"study {name!r} stopped: {reason}{kept}; once the database is fixed, continue with "
                        f"`sweeper resume {name}`")
@@ -432,4 +437,4 @@ def _steps_done(engine: Engine, run_ids: dict[str, int]) -> dict[str, int]:
 
 def _status(engine: Engine, run_id: int) -> str:
     with engine.connect() as conn:
-        return conn.scalar(sa.select(Run.status).where(Run.id == run_id))
+        return conn.execute(sa.select(Run.status).where(Run.id == run_id)).scalar_one()

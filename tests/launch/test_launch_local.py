@@ -157,9 +157,9 @@ def test_a_packed_launch_lands_like_an_unpacked_one(faults_file, sqlite_url, tmp
     pids = {i["pid"] for t in expand(packed) for i in trial_infos[t.trial_id][:1]}
     engine = sa.create_engine(sqlite_url)
     with engine.connect() as conn:
-        loss = {name: dict(conn.execute(sa.text(
-            "select r.trial_id || '/' || p.step, p.test_loss from points p join runs r on r.id = p.run_id "
-            "join studies s on s.id = r.study_id where s.name = :n"), {"n": name}).all()) for name in ("packed", "alone")}
+        query = sa.text("select r.trial_id || '/' || p.step, p.test_loss from points p join runs r on r.id = p.run_id "
+                        "join studies s on s.id = r.study_id where s.name = :n")
+        loss = {name: dict(conn.execute(query, {"n": name}).all()) for name in ("packed", "alone")}
     engine.dispose()
     assert set(loss["packed"]) == set(loss["alone"]) and len(pids) <= 2
     assert all(abs(loss["packed"][k] - loss["alone"][k]) <= 1e-5 * abs(loss["alone"][k]) for k in loss["alone"])

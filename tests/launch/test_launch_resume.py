@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -76,10 +77,8 @@ def test_resume_after_the_driver_is_killed(sqlite_url, tmp_path):
     os.kill(driver.pid, signal.SIGKILL)
     driver.wait()
     time.sleep(3)  # let Ray's reaper take down the orphaned local cluster
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(driver.pid, signal.SIGKILL)  # whatever is left of that process group
-    except ProcessLookupError:
-        pass
     before = statuses(sqlite_url)
     assert before.count("completed") < 8, "the kill came too late to test anything"
 

@@ -4,6 +4,7 @@ stop on a permanent fault or an outage past the limit, a real lock held by anoth
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import sqlite3
 
@@ -123,7 +124,7 @@ def test_a_six_minute_outage_loses_nothing_and_keeps_order(db, written):
         assert writer.buffered_rows <= 50  # the bound: the rest is in the journal
     assert writer.stopped is None and writer.down_for == pytest.approx(359.0)
     assert journal and len(journal.read()) > 300 and stored_steps(engine, run) == [0]
-    gaps = [b - a for a, b in zip(faults.tries, faults.tries[1:])]  # backoff: 0.5, 1, 2, ... up to 30 s
+    gaps = [b - a for a, b in itertools.pairwise(faults.tries)]  # backoff: 0.5, 1, 2, ... up to 30 s
     assert len(faults.tries) < 25
     assert all(min(0.5 * 2 ** i, 30.0) <= g <= min(0.5 * 2 ** i, 30.0) + 1.0 for i, g in enumerate(gaps))
     faults.error = None

@@ -31,8 +31,8 @@ def setup(sqlite_url, tmp_path):
         session.expunge(study)
     commits: list[int] = []
     sa.event.listen(engine, "commit", lambda conn: commits.append(1))
-    fake = [SimpleNamespace(config={"pack": {"trials": [t.model_dump(mode="json")]}}, error_file=None, trial_id=t.trial_id)
-            for t in trials]
+    fake = [SimpleNamespace(config={"pack": {"trials": [t.model_dump(mode="json")]}}, error_file=None,
+                            trial_id=t.trial_id) for t in trials]
     yield engine, DbWriterCallback(run_ids, tmp_path / "journal.jsonl", study.id, engine), fake, commits
     engine.dispose()
 
@@ -72,7 +72,8 @@ def test_start_and_first_result_are_one_transaction(setup):
     row = run_row(engine, trial)
     assert (row.status, row.attempts, row.steps_done, row.host) == ("completed", 1, 20, "h")
     assert row.started_at is not None and row.finished_at is not None and n_points(engine, trial) == 3
-    assert last["members"][trial.trial_id]["points"] == 3 and last["members"][trial.trial_id]["diagnostics"] == 0  # written, so Tune keeps counts only
+    member = last["members"][trial.trial_id]
+    assert member["points"] == 3 and member["diagnostics"] == 0  # written, so Tune keeps counts only
     callback.on_trial_complete(0, [], trial)
     callback.on_experiment_end([])
     assert len(commits) == 1
