@@ -1,4 +1,4 @@
-"""Shared CLI output: strict JSON (non-finite floats as "NaN"/"Infinity"/"-Infinity"), plain records from
+"""Shared CLI output: strict JSON (non-finite floats as "NaN"/"Infinity"/"-Infinity"), plain records from rows and
 DataFrames, one-line errors and warnings, and the exit codes."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ import json
 import math
 import os
 import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -42,9 +43,14 @@ def plain(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 
+def plain_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Rows (e.g. of :mod:`db.rows`) as plain dicts (see :func:`plain`)."""
+    return [{k: plain(v) for k, v in row.items()} for row in rows]
+
+
 def records(frame: Any) -> list[dict[str, Any]]:
     """DataFrame rows as plain dicts (see :func:`plain`)."""
-    return [{k: plain(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+    return plain_rows(frame.to_dict(orient="records"))
 
 
 def fail(*lines: str, code: int = EXIT_BAD_INPUT) -> NoReturn:

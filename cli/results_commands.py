@@ -1,5 +1,6 @@
 """Commands that list results: studies, runs (with ``--where``). ``show``, ``export`` and ``verdicts`` live in their
-own modules; every command opens its database with :func:`engine_or_exit`."""
+own modules; every command opens its database with :func:`engine_or_exit`. The listings read plain rows
+(:mod:`db.rows`), neither pandas nor Alembic, so that they start quickly (issue 11)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Annotated
 import typer
 
 from cli.options import Db, Json, StudyName
-from cli.output import database_problem, fail, print_json, records, warn
+from cli.output import database_problem, fail, plain_rows, print_json, warn
 from cli.tables import print_rows
 
 FINAL_SHOWN = ("final_epoch", "final_train_loss", "final_test_loss", "final_test_acc")
@@ -38,10 +39,9 @@ def engine_or_exit(db: str | None):
 
 def studies(db: Db = None, json_out: Json = False) -> None:
     """List the studies in the database with their run counts."""
-    from db.queries import list_studies
+    from db.rows import list_studies
 
-    frame = list_studies(engine_or_exit(db))
-    rows = records(frame.drop(columns=[c for c in ("spec",) if c in frame.columns]))
+    rows = plain_rows(list_studies(engine_or_exit(db)))
     if json_out:
         print_json(rows)
     else:
@@ -60,19 +60,19 @@ def runs(
     """A study's runs with their hyperparameters and final metrics (final_<metric>), optionally filtered."""
     from db.errors import SweeperDBError
     from db.models import RUN_HPARAMS
-    from db.queries import runs_with_final
+    from db.rows import RUNS_COLUMNS, runs_with_final
     from db.where import WhereError
 
     engine = engine_or_exit(db)
     try:
-        frame = runs_with_final(engine, study, where=where)
+        found = runs_with_final(engine, study, where=where)
     except SweeperDBError as exc:
         fail(str(exc))
     except WhereError as exc:
         fail(f"--where: {exc}")
-    if where and frame.empty:
-        _warn_unmeasured(engine, study, where, list(frame.columns))
-    rows = records(frame.drop(columns=["config"]))
+    if where and not found:
+        _warn_unmeasured(engine, study, where, list(RUNS_COLUMNS))
+    rows = plain_rows({k: v for k, v in row.items() if k != "config"} for row in found)
     if json_out:
         print_json(rows)
         return
@@ -95,10 +95,10 @@ def referenced_columns(where: str, columns: list[str]) -> list[str]:
 def _warn_unmeasured(engine, study: str, where: str, columns: list[str]) -> None:
     """A filter that matched nothing because a column it names is NULL in every run of the study (a metric this
     study never measures, such as final_test_acc on a regression) says so in one line."""
-    from db.queries import runs_with_final
+    from db.rows import runs_with_final
 
     def matches(expr: str) -> bool:
-        return not runs_with_final(engine, study, where=expr).empty
+        return bool(runs_with_final(engine, study, where=expr))
 
     for column in referenced_columns(where, columns):
         if not matches(f"{column} is not null") and matches(f"{column} is null"):

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "POINT_COLUMNS",
     "RENAMED_POINT_COLUMNS",
+    "RUNS_COLUMNS",
     "connect",
     "find_run",
     "list_studies",
@@ -57,6 +58,10 @@ POINT_COLUMNS = {RENAMED_POINT_COLUMNS.get(m, m): m for m in POINT_METRICS}
 """The point columns as they are read (``lr_t``, ``weight_decay_t``) → their ``points`` table column."""
 
 _studies, _runs, _points, _diagnostics = (model.__table__.c for model in (Study, Run, Point, Diagnostic))
+_FINALS = {f"final_{m}": m for m in POINT_METRICS}
+
+RUNS_COLUMNS: tuple[str, ...] = (*("run_id" if c.name == "id" else c.name for c in Run.__table__.columns), *_FINALS)
+"""The columns of :func:`runs_statement` (and of :func:`runs_with_final`'s rows), in order."""
 
 
 @contextmanager
@@ -154,7 +159,7 @@ def runs_statement(conn: Connection, study: StudyRef, *, where: str | None = Non
     columns and the ``final_<metric>`` columns, parsed into SQLAlchemy expressions (never pasted into SQL); it
     raises :class:`db.where.WhereError` when invalid.
     """
-    finals = {f"final_{m}": _final_metric(m) for m in POINT_METRICS}
+    finals = {name: _final_metric(m) for name, m in _FINALS.items()}
     study_id = resolve_study(conn, study)
     status: Any = _runs.status
     if study_status(conn, study_id, now=now) == "interrupted":

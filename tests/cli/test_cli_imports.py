@@ -61,6 +61,17 @@ def test_reading_commands_import_no_torch_ray_or_plotting(known_db, tmp_path):
     assert_light(run_probe(["torch", "ray", "matplotlib", "scipy"], commands), len(commands))
 
 
+def test_listings_import_no_pandas_or_alembic(known_db):
+    """`studies`, `runs` and `show` read plain rows (db.rows) of a database at head: neither pandas nor Alembic, and
+    numpy only to decode a diagnostic payload (run 2 has none, run 1 has some)."""
+    light = [[*c, "--db", known_db] for c in (["studies"], ["studies", "--json"], ["runs", "lin"],
+                                              ["runs", "lin", "--where", "final_test_acc > 0.5", "--json"],
+                                              ["show", "2"], ["show", "2", "--json"])]
+    assert_light(run_probe(["pandas", "numpy", "alembic", "torch", "ray"], light), len(light))
+    payloads = [[*c, "--db", known_db] for c in (["show", "1"], ["show", "1", "--payloads", "--json"])]
+    assert_light(run_probe(["pandas", "alembic", "torch", "ray"], payloads), len(payloads))
+
+
 def test_check_imports_no_torch_ray_or_plotting(known_db):
     commands = [["check", "all", "lin", "--no-store", "--db", known_db]]
     assert_light(run_probe(["torch", "ray", "matplotlib"], commands), 1)
