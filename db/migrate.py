@@ -121,8 +121,9 @@ def current(url: DbTarget = None) -> str | None:
             return None
         revisions = conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
     if len(revisions) > 1:
-        raise DatabaseVersionError(f"the database's {VERSION_TABLE} holds several revisions ({', '.join(sorted(revisions))});"
-                                   f" sweeper's migrations have one head ({HEAD_REVISION}): keep the right row only")
+        raise DatabaseVersionError(f"the database's {VERSION_TABLE} holds several revisions "
+                                   f"({', '.join(sorted(revisions))}); sweeper's migrations have one head "
+                                   f"({HEAD_REVISION}): keep the right row only")
     return revisions[0] if revisions else None
 
 
