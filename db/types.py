@@ -20,7 +20,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
@@ -112,6 +111,8 @@ class PortableJSON(TypeDecorator[Any]):
 
     def load_dialect_impl(self, dialect: Dialect) -> Any:
         if dialect.name == "postgresql":
+            from sqlalchemy.dialects import postgresql  # loaded with the dialect; SQLite users never pay for it
+
             return dialect.type_descriptor(postgresql.JSONB())
         return dialect.type_descriptor(sa.JSON())
 
