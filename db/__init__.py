@@ -9,6 +9,7 @@ Modules, one job each:
 * :mod:`db.migrate` — ``upgrade`` / ``downgrade`` / ``current`` / ``head`` from the installed package;
 * :mod:`db.writer` — batched, idempotent writes used by the driver's Tune callback;
 * :mod:`db.queries` — DataFrames for notebooks, checks and the CLI;
+* :mod:`db.rows` — plain rows without pandas (the CLI's ``studies``, ``runs``, ``show``), under ``db.queries``;
 * :mod:`db.columnar` — a SELECT's numeric columns as numpy arrays (ADBC on PostgreSQL), under ``db.queries``;
 * :mod:`db.errors` — the exceptions, with messages fit for users.
 """
