@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import types
 from typing import Literal, Union, get_args, get_origin
 
 import pytest
@@ -14,7 +15,7 @@ from sweeper.names import CHECK_NAMES, DATA_NAMES, MODEL_NAMES, OPTIMIZER_NAMES
 def _tags(union_spec) -> tuple[str, ...]:
     """The ``name`` literals of a discriminated-union spec type, in declaration order."""
     (members, _field) = get_args(union_spec)
-    assert get_origin(members) is Union
+    assert get_origin(members) in (Union, types.UnionType)  # Union[A, B] or A | B
     return tuple(tag for model in get_args(members) for tag in get_args(model.model_fields["name"].annotation)
                  if get_origin(model.model_fields["name"].annotation) is Literal)
 
