@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from sweeper.expand import TrialConfig
@@ -18,22 +20,32 @@ class Stepper:
 
     def __init__(self, config: TrialConfig, params: list[torch.nn.Parameter]):
         opt, l = config.optimizer, config.svag_l
-        self.params: list[torch.Tensor] = list(params)  # as torch._foreach_mul_ takes them
+        self.params = params
         self.decoupled = opt.decoupled_weight_decay
+        self.kind = opt.name
         if opt.name == "sgd":
             self.lr_scale = 1.0 / l
-            self.optimizer: torch.optim.Optimizer = torch.optim.SGD(
-                params, lr=config.lr, momentum=opt.momentum, nesterov=opt.nesterov
-            )
+            self.hyper: dict[str, Any] = {"lr": config.lr, "momentum": opt.momentum, "nesterov": opt.nesterov}
         else:
             scaled_lr, beta1, beta2, eps = adaptive_hyperparameters(
                 1.0, getattr(opt, "beta1", None), opt.beta2, opt.eps, l
             )
             self.lr_scale = scaled_lr
             if opt.name == "adam":
-                self.optimizer = torch.optim.Adam(params, lr=config.lr, betas=(beta1, beta2), eps=eps)
+                self.hyper = {"lr": config.lr, "betas": (beta1, beta2), "eps": eps}
             else:
-                self.optimizer = torch.optim.RMSprop(params, lr=config.lr, alpha=beta2, eps=eps)
+                self.hyper = {"lr": config.lr, "alpha": beta2, "eps": eps}
+        self._optimizer: torch.optim.Optimizer | None = None
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """The torch optimizer (``self.hyper`` are its arguments), built on first use: a packed member steps with
+        ``vector_optim`` and needs it only to export a checkpoint, and building the first torch optimizer in a
+        process imports ``torch._dynamo`` (≈ 1 CPU s)."""
+        if self._optimizer is None:
+            kinds = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop}
+            self._optimizer = kinds[self.kind](self.params, **self.hyper)
+        return self._optimizer
 
     def raw_lr(self, lr: float) -> float:
         """The step size actually used for SGD-equivalent η."""

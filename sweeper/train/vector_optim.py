@@ -27,11 +27,10 @@ class VectorOptimizer:
     """
 
     def __init__(self, steppers: list[Stepper], params: dict[str, Tensor]):
-        first = steppers[0].optimizer
-        self.kind = {torch.optim.SGD: "sgd", torch.optim.Adam: "adam", torch.optim.RMSprop: "rmsprop"}[type(first)]
+        self.kind = steppers[0].kind
         self.decoupled = steppers[0].decoupled
         self.names = list(params)
-        groups = [s.optimizer.param_groups[0] for s in steppers]
+        groups = [s.hyper for s in steppers]  # each member's torch optimizer arguments (it is built only to export)
         self.nesterov = bool(groups[0].get("nesterov", False))
         self.hyper: dict[str, list[float]] = {}
         if self.kind == "sgd":
