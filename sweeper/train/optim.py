@@ -20,7 +20,7 @@ class Stepper:
 
     def __init__(self, config: TrialConfig, params: list[torch.nn.Parameter]):
         opt, l = config.optimizer, config.svag_l
-        self.params = params
+        self.params: list[torch.Tensor] = list(params)  # the same Parameter objects, as torch._foreach_* take them
         self.decoupled = opt.decoupled_weight_decay
         self.kind = opt.name
         if opt.name == "sgd":
