@@ -4,7 +4,8 @@ One batch (a list of :class:`db.writer.RunWrite`, what the driver's DB callback 
 one line of JSON. Values JSON has no word for are tagged: a datetime ``{"$dt": ISO 8601}``, bytes
 ``{"$b64": base64}``; a numpy array (a diagnostic's payload) is stored as the ``.npy`` bytes the database keeps,
 numpy scalars as numbers; NaN and ±inf are written as JSON's ``NaN``/``Infinity`` extension. Every append is
-flushed and fsync'd before it returns. A torn last line (the process killed mid-append) is ignored on reading.
+flushed and fsync'd before it returns. A torn last line (the process killed, or the disk full, mid-append) is
+ignored on reading and dropped by the next append.
 
 Replaying (:meth:`Journal.replay`) writes every batch in order in one transaction and then deletes the file, so
 a replay that fails writes nothing and a journal is never applied in part; applying one twice (the process
@@ -20,7 +21,7 @@ import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -66,6 +67,23 @@ def decode(line: str) -> Batch:
             for run_id, points, diagnostics, fields, attempts in json.loads(line, object_hook=_tagged)]
 
 
+def _drop_torn_piece(f: BinaryIO, block: int = 1 << 16) -> None:
+    """Truncate ``f`` (opened ``a+b``) after its last newline: a piece without one is a torn append (the process
+    killed, or the disk full, mid-write), ignored on reading, and a line appended after it would be glued to it."""
+    end = f.seek(0, os.SEEK_END)
+    at = end
+    while at > 0:
+        start = max(0, at - block)
+        f.seek(start)
+        newline = f.read(at - start).rfind(b"\n")
+        if newline >= 0:
+            at = start + newline + 1
+            break
+        at = start
+    if at != end:
+        f.truncate(at)
+
+
 class Journal:
     """The journal file at ``path`` (created with its folder at the first append)."""
 
@@ -82,8 +100,9 @@ class Journal:
         if not text:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(text)
+        with open(self.path, "a+b") as f:
+            _drop_torn_piece(f)
+            f.write(text.encode("utf-8"))
             f.flush()
             os.fsync(f.fileno())
 

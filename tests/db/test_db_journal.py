@@ -51,6 +51,21 @@ def test_a_torn_last_line_is_ignored(tmp_path) -> None:
     assert [b[0].run_id for b in journal.read()] == [1, 2]
 
 
+def test_an_append_after_a_torn_line_drops_the_torn_piece(tmp_path) -> None:
+    """A failed append (disk full mid-write) leaves a piece without its newline; the next append (space freed)
+    must not glue its first line onto it, which would make the whole journal unreadable."""
+    journal = Journal(tmp_path / "j.jsonl")
+    journal.append([sample_batch(1)])
+    with open(journal.path, "a") as f:
+        f.write(encode(sample_batch(2))[:40])
+    journal.append([sample_batch(3), sample_batch(4)])
+    assert [b[0].run_id for b in journal.read()] == [1, 3, 4]
+    torn_only = Journal(tmp_path / "t.jsonl")
+    torn_only.path.write_text(encode(sample_batch(5))[:40])
+    torn_only.append([sample_batch(6)])
+    assert [b[0].run_id for b in torn_only.read()] == [6]
+
+
 def test_replay_is_all_or_nothing_then_idempotent(engine, study, tmp_path) -> None:
     run = study["runs"]["trial-000"]
     journal = Journal(tmp_path / "j.jsonl")
