@@ -128,7 +128,7 @@ async def run_check(request: Request) -> Json:
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
         raise BadRequest("send the check's options as JSON (Content-Type: application/json), e.g. {}")
     try:
-        body = json.loads(await request.body() or b"{}")
+        body = json.loads(await request.body() or b"{}", parse_int=float)  # an integer too big for a float: inf
     except ValueError:
         raise BadRequest("the request body is not JSON; send {} or {\"metric\": ..., \"tolerance\": ...}") from None
     if not isinstance(body, dict) or set(body) - {"metric", "tolerance"}:

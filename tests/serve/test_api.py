@@ -153,6 +153,8 @@ def test_check_button_refusals_store_nothing(client, engine):
     cases = [(client.post(f"{API}/checks/nope", json={}), "check: unknown check 'nope'"),
              (client.post(f"{API}/checks/lsr", data={"a": "b"}), "Content-Type: application/json"),
              (client.post(f"{API}/checks/lsr", json={"tolerance": -1}), "tolerance: must be a finite number > 0"),
+             (client.post(f"{API}/checks/lsr", content=b'{"tolerance": 1' + b"0" * 400 + b"}",
+                          headers={"content-type": "application/json"}), "tolerance: must be a finite number > 0"),
              (client.post(f"{API}/checks/lsr", json={"what": 1}), "takes only metric and tolerance"),
              (client.post(f"{API}/checks/lsr", content=b"{", headers={"content-type": "application/json"}),
               "not JSON")]
