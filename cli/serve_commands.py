@@ -32,6 +32,17 @@ def check_bind(host: str, port: int, token: str | None) -> None:
              f"{host}:{port} could read the database")
 
 
+def allowed_hosts(host: str, token: str | None) -> list[str] | None:
+    """The Host names a bind to ``host`` answers: any when a token guards every request (or off loopback, which
+    needs one); else the loopback names and the bound address itself (``--host 127.0.0.2`` is reached by that
+    name), so a page elsewhere cannot reach the dashboard through DNS rebinding."""
+    from sweeper.serve.security import LOOPBACK_NAMES, is_loopback
+
+    if token or not is_loopback(host):
+        return None
+    return [*LOOPBACK_NAMES, "*.localhost", host.lower()]
+
+
 def serve(
     db: Annotated[str | None, typer.Option("--db", envvar="SWEEPER_DB", show_envvar=True,
                                            help="Database URL (default sqlite:///sweeper.db).")] = None,
@@ -48,11 +59,9 @@ def serve(
     import uvicorn
 
     from sweeper.serve import create_app
-    from sweeper.serve.security import LOOPBACK_NAMES, is_loopback
 
-    hosts = None if token else [*LOOPBACK_NAMES, "*.localhost"]
     shown = f"[{host}]" if ":" in host else host
     suffix = f"?token={token}" if token else ""
     typer.echo(f"sweeper serve: http://{shown}:{port}/{suffix}  (Ctrl-C stops)")
-    uvicorn.run(create_app(engine, token=token, allowed_hosts=hosts if is_loopback(host) else None), host=host,
-                port=port, log_level="warning")
+    uvicorn.run(create_app(engine, token=token, allowed_hosts=allowed_hosts(host, token)), host=host, port=port,
+                log_level="warning")

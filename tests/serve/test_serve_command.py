@@ -13,9 +13,11 @@ import urllib.request
 
 import pytest
 import typer
+from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from cli import serve_commands
+from sweeper.serve import create_app
 from tests.helpers import REPO_ROOT
 from tests.serve.conftest import STUDY
 
@@ -76,3 +78,12 @@ def test_serve_serves_the_database(db_file, engine):
         proc.terminate()
         out, _ = proc.communicate(timeout=30)
     assert f"http://127.0.0.1:{port}/" in out
+
+
+@pytest.mark.parametrize(("host", "url"), [("127.0.0.2", "http://127.0.0.2:8765"), ("::1", "http://[::1]:8765"),
+                                           ("localhost", "http://localhost:8765")])
+def test_a_loopback_bind_answers_its_own_address_and_no_other_name(engine, host, url):
+    client = TestClient(create_app(engine, allowed_hosts=serve_commands.allowed_hosts(host, None)), base_url=url)
+    assert client.get("/api/studies").status_code == 200
+    assert client.get("/api/studies", headers={"host": "evil.example"}).status_code == 400
+    assert serve_commands.allowed_hosts(host, "s3cret-token-0123456789") is None  # the token guards every request
