@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qs
 
+from starlette.requests import cookie_parser
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -40,13 +40,9 @@ def presented_tokens(scope: Scope) -> list[tuple[str, str]]:
     auth = _header(scope, b"authorization")
     if auth.lower().startswith("bearer "):
         found.append(("header", auth[7:].strip()))
-    cookie = SimpleCookie()
-    try:
-        cookie.load(_header(scope, b"cookie"))
-    except CookieError:  # a malformed Cookie header carries no token
-        cookie = SimpleCookie()
-    if COOKIE in cookie:
-        found.append(("cookie", cookie[COOKIE].value))
+    cookies = cookie_parser(_header(scope, b"cookie"))  # lenient: other apps' cookies on this host do not hide it
+    if COOKIE in cookies:
+        found.append(("cookie", cookies[COOKIE]))
     found += [("query", t) for t in parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [])]
     return found
 

@@ -36,6 +36,14 @@ def test_token_by_header_query_or_cookie(engine):
     assert client.get("/api/studies").status_code == 401
 
 
+@pytest.mark.parametrize("other", ['prefs={"k": 1}', "greeting=hello world", "path=C:\\tmp", "name=é"])
+def test_the_token_cookie_is_read_beside_other_sites_cookies(gated, other):
+    """Cookies are shared by every port of a host: another local app's cookie that Python's strict cookie parser
+    refuses must not hide the token's."""
+    response = gated.get("/api/studies", headers={"cookie": f"{other}; {COOKIE}={TOKEN}".encode()})  # UTF-8
+    assert response.status_code == 200, response.text
+
+
 def test_loopback_only_hosts(engine):
     client = TestClient(create_app(engine, allowed_hosts=["127.0.0.1", "localhost"]), base_url="http://127.0.0.1")
     assert client.get("/api/studies").status_code == 200
