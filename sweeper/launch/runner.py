@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import socket
@@ -218,7 +219,7 @@ def launch_study(spec: StudySpec, options: LaunchOptions) -> StudyOutcome:
         if Journal(journal_path(storage, spec.name)):
             raise LaunchError(f"{journal_path(storage, spec.name)} holds unwritten results of an earlier study "
                               f"named {spec.name!r}, not of this one; move it away, or use another --storage")
-        with _ray(options) as size:  # reach the cluster before anything is written
+        with _driver_lock(storage, spec.name), _ray(options) as size:  # reach the cluster before anything is written
             study_id, run_ids = _create_study(engine, spec, trials, storage)
             return _run_tuner(engine, study_id, spec.name, trials, run_ids, storage, options, size, restore=False)
     finally:
@@ -275,6 +276,27 @@ def _driver_alive(engine: Engine, study_id: int) -> bool:
         return study_status(conn, study_id) == "running"
 
 
+DRIVER_LOCK = "sweeper-driver.lock"
+
+
+@contextlib.contextmanager
+def _driver_lock(storage: str, name: str) -> Iterator[None]:
+    """Held (``flock``) while this process launches or resumes the study: a second driver would train its trials
+    again beside this one and replay the journal this one appends to, so it is refused in one line. The kernel
+    drops the lock when the process dies, so a killed driver's study is resumable at once, fresh heartbeat or not."""
+    path = Path(storage) / name / DRIVER_LOCK
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LaunchError(f"study {name!r} is run by another driver now (it holds {path}); follow it with "
+                              f"`sweeper runs {name}`") from None
+        except OSError:  # a file system without locks (some NFS mounts): the study runs unguarded
+            pass
+        yield
+
+
 def resume_study(name: str, options: LaunchOptions) -> StudyOutcome:
     """Continue a study's unfinished trials from their last checkpoints (``sweeper.launch.experiment``)."""
     _check_resources(options)
@@ -286,21 +308,22 @@ def resume_study(name: str, options: LaunchOptions) -> StudyOutcome:
             if study is None:
                 raise LaunchError(f"no study named {name!r}; list them with `sweeper studies`")
             spec, storage, study_id = parse_spec(study.spec), study.storage or _storage_root(options), study.id
-        Journal(journal_path(storage, name)).replay(engine)  # results an outage kept from the database
-        trials = expand(spec)
-        with Session(engine) as session, session.begin():
-            run_ids = ensure_runs(session, study_id, list(trials))
-            if options.retry_failed:
-                session.execute(sa.update(Run).where(Run.study_id == study_id, Run.status == "failed")
-                                .values(status="pending"))
-            update_study(session, study_id, status="running")
-        counts = run_counts(engine, study_id)
-        if sum(n for s, n in counts.items() if s not in TERMINAL) == 0:
-            outcome = _finish(engine, study_id, name)
-            outcome.already_done = True
-            return outcome
-        with _ray(options) as size:
-            return _run_tuner(engine, study_id, name, trials, run_ids, storage, options, size, restore=True)
+        with _driver_lock(storage, name):  # before the journal: a live driver appends to it
+            Journal(journal_path(storage, name)).replay(engine)  # results an outage kept from the database
+            trials = expand(spec)
+            with Session(engine) as session, session.begin():
+                run_ids = ensure_runs(session, study_id, list(trials))
+                if options.retry_failed:
+                    session.execute(sa.update(Run).where(Run.study_id == study_id, Run.status == "failed")
+                                    .values(status="pending"))
+                update_study(session, study_id, status="running")
+            counts = run_counts(engine, study_id)
+            if sum(n for s, n in counts.items() if s not in TERMINAL) == 0:
+                outcome = _finish(engine, study_id, name)
+                outcome.already_done = True
+                return outcome
+            with _ray(options) as size:
+                return _run_tuner(engine, study_id, name, trials, run_ids, storage, options, size, restore=True)
     finally:
         engine.dispose()
 

@@ -110,3 +110,40 @@ def test_a_launch_of_a_study_whose_driver_is_alive_is_one_line(sqlite_url, tmp_p
     engine.dispose()
     with pytest.raises(LaunchError, match=r"exists with 8 unfinished runs; continue it with `sweeper resume alive`"):
         runner.launch_study(spec, options)
+
+
+def test_a_resume_while_a_driver_runs_the_study_is_refused_and_leaves_its_journal(sqlite_url, tmp_path,
+                                                                                   monkeypatch):
+    """A second driver would train the study's trials again beside the first and take the journal the first one
+    appends to; a driver that died (its heartbeat still fresh) is taken over at once."""
+    import datetime as dt
+
+    from db.writer import update_study
+
+    spec = small_study(name="driven")
+    storage = str(tmp_path / "ray")
+    engine = open_db(sqlite_url, create=True)
+    with Session(engine) as session, session.begin():
+        study_id = ensure_study(session, spec.name, spec.model_dump(mode="json")).id
+        run_ids = ensure_runs(session, study_id, expand(spec))
+        update_study(session, study_id, storage=storage, heartbeat_at=dt.datetime.now(dt.timezone.utc))
+    engine.dispose()
+    journal = Journal(runner.journal_path(storage, spec.name))
+    journal.append([[RunWrite(next(iter(run_ids.values())), points=[{"step": 0}])]])
+
+    class ReachedRay(Exception):
+        pass
+
+    def ray(options):
+        raise ReachedRay
+
+    monkeypatch.setattr(runner, "_ray", ray)
+    options = LaunchOptions(db_url=sqlite_url, progress=False)
+    with runner._driver_lock(storage, spec.name):  # the other driver, alive
+        with pytest.raises(LaunchError, match=r"^study 'driven' is run by another driver now \(it holds .*"
+                                              r"sweeper-driver\.lock\); follow it with `sweeper runs driven`$"):
+            runner.resume_study(spec.name, options)
+        assert len(journal.read()) == 1
+    with pytest.raises(ReachedRay):  # the other driver died: resumed at once, its journal replayed first
+        runner.resume_study(spec.name, options)
+    assert not journal
