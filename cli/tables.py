@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 console = Console()
@@ -25,9 +26,9 @@ def print_rows(rows: Iterable[dict[str, Any]], title: str | None = None, columns
     rows = list(rows)
     columns = columns or (list(rows[0]) if rows else [])
     columns = [c for c in columns if any(r.get(c) is not None for r in rows)] or columns
-    table = Table(title=title, header_style="bold")
+    table = Table(title=None if title is None else escape(title), header_style="bold")
     for column in columns:
         table.add_column(column, no_wrap=True)
     for row in rows:
-        table.add_row(*(fmt(row.get(c)) for c in columns))
+        table.add_row(*(escape(fmt(row.get(c))) for c in columns))  # values are text, not Rich markup
     console.print(table)
