@@ -76,13 +76,13 @@ def _fetch_sqlite(conn: Connection, sql: str, names: Sequence[str], floats: set[
     return values, {name: np.isnan(values[name]) for name in floats}
 
 
-def _row(out: Columns, key: Sequence[str], values: Sequence[Any]) -> int:
-    """The index of the row whose ``key`` columns (sorted lexicographically) hold ``values``."""
+def _row(out: Columns, key: Sequence[str], values: Sequence[Any]) -> int | None:
+    """The index of the row whose ``key`` columns (sorted lexicographically) hold ``values``, None if none does."""
     lo, hi = 0, len(out[key[0]])
     for name, value in zip(key, values, strict=True):
         col = out[name][lo:hi]
         lo, hi = lo + int(np.searchsorted(col, value, "left")), lo + int(np.searchsorted(col, value, "right"))
-    return lo
+    return lo if lo < hi else None
 
 
 def _set_sqlite_nans(conn: Connection, stmt: sa.Select[Any], key: Sequence[str], out: Columns,
@@ -97,6 +97,8 @@ def _set_sqlite_nans(conn: Connection, stmt: sa.Select[Any], key: Sequence[str],
               .where(sa.or_(*(by_name[f] > _INF for f in floats))))
     for row in conn.execute(locate):  # PortableFloat reads the text back as NaN
         at = _row(out, key, row[: len(key)])
+        if at is None:  # committed by another connection after the first scan: not in the result
+            continue
         for name, value in zip(floats, row[len(key):], strict=True):
             if value is not None and math.isnan(value):
                 nulls[name][at] = False

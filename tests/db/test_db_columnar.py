@@ -109,3 +109,31 @@ def test_chunked_sqlite_read_is_the_same(engine: Engine, study: dict, monkeypatc
     monkeypatch.setattr(columnar, "_CHUNK_ROWS", 7)
     pd.testing.assert_frame_equal(queries.point_columns(engine, "demo", ["train_loss", "grad_norm"], keep_null=True),
                                   whole)
+
+
+def test_sqlite_nans_written_between_the_two_scans_are_not_put_on_other_rows(sqlite_url: str,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A study read while its driver writes: a NaN point committed after the value scan and before the scan that
+    finds the text 'NaN' is not in the result; it must not flip the NULL mask of the row where it would sort, nor
+    fall past the last row."""
+    engine = open_db(sqlite_url, create=True)
+    with Session(engine) as session, session.begin():
+        study = writer.ensure_study(session, "live", {"name": "live"})
+        r0, r1, r2 = writer.ensure_runs(session, study, [trial_config(i) for i in range(3)]).values()
+    writer.write_points(engine, r0, [{"step": 0, "train_loss": NAN}, {"step": 1, "train_loss": 1.0}])
+    writer.write_points(engine, r2, [{"step": 0}, {"step": 1, "train_loss": 2.0}])  # step 0: NULL
+    real = columnar._fetch_sqlite
+
+    def then_the_driver_writes(*args):
+        out = real(*args)
+        other = open_db(sqlite_url)
+        writer.write_points(other, r1, [{"step": 0, "train_loss": NAN}])  # sorts at r2's first row
+        writer.write_points(other, r2, [{"step": 9, "train_loss": NAN}])  # sorts past the last row
+        other.dispose()
+        return out
+
+    monkeypatch.setattr(columnar, "_fetch_sqlite", then_the_driver_writes)
+    frame = queries.point_columns(engine, "live", ["train_loss"], keep_null=True)
+    engine.dispose()
+    assert list(zip(frame["run_id"], frame["step"], strict=True)) == [(r0, 0), (r0, 1), (r2, 0), (r2, 1)]
+    assert frame["train_loss"].isna().tolist() == [False, False, True, False]  # r0's NaN a value, r2's NULL NULL
