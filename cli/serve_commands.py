@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 from typing import Annotated
 
 import typer
@@ -30,6 +31,19 @@ def check_bind(host: str, port: int, token: str | None) -> None:
     if not is_loopback(host) and token is None:
         fail(f"--host {host}: a non-local bind needs --token (or SWEEPER_SERVE_TOKEN): anyone who reaches "
              f"{host}:{port} could read the database")
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (as uvicorn binds one: IPv6 for an address with ':', SO_REUSEADDR), or one
+    line and exit 2 when it cannot be bound (a port in use, an address not on this machine)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        fail(f"--port {port}: cannot listen on {host}: {(exc.strerror or str(exc)).lower()}; choose another --port")
+    return sock
 
 
 def allowed_hosts(host: str, token: str | None) -> list[str] | None:
@@ -60,8 +74,9 @@ def serve(
 
     from sweeper.serve import create_app
 
+    sock = listening_socket(host, port)
     shown = f"[{host}]" if ":" in host else host
     suffix = f"?token={token}" if token else ""
     typer.echo(f"sweeper serve: http://{shown}:{port}/{suffix}  (Ctrl-C stops)")
-    uvicorn.run(create_app(engine, token=token, allowed_hosts=allowed_hosts(host, token)), host=host, port=port,
-                log_level="warning")
+    app = create_app(engine, token=token, allowed_hosts=allowed_hosts(host, token))
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])

@@ -87,3 +87,14 @@ def test_a_loopback_bind_answers_its_own_address_and_no_other_name(engine, host,
     assert client.get("/api/studies").status_code == 200
     assert client.get("/api/studies", headers={"host": "evil.example"}).status_code == 400
     assert serve_commands.allowed_hosts(host, "s3cret-token-0123456789") is None  # the token guards every request
+
+
+def test_a_port_in_use_is_one_line_and_exit_2(db_file, engine):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cli("--port", str(port), "--db", f"sqlite:///{db_file}")
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2, result.output
+    assert lines[-1].startswith(f"error: --port {port}: cannot listen on 127.0.0.1") and "in use" in lines[-1]
