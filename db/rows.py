@@ -189,17 +189,14 @@ def runs_with_final(bind: Bind, study: StudyRef, *, where: str | None = None,
 
 def find_run(bind: Bind, run: int | str, study: StudyRef | None = None) -> Row:
     """One run's columns by id (``int``) or trial id (``str``, unique within a study: give ``study`` when it
-    repeats). Raises :class:`~db.errors.UnknownRun` or :class:`~db.errors.AmbiguousRun`."""
+    repeats); with ``study``, only a run of that study. Raises :class:`~db.errors.UnknownRun` or
+    :class:`~db.errors.AmbiguousRun`."""
     with connect(bind) as conn:
-        stmt = sa.select(Run.__table__)
-        if isinstance(run, int):
-            stmt = stmt.where(_runs.id == run)
-            what = f"id {run}"
-        else:
-            stmt = stmt.where(_runs.trial_id == run)
-            if study is not None:
-                stmt = stmt.where(_runs.study_id == resolve_study(conn, study))
-            what = f"trial id {run!r}" + (f" in study {study!r}" if study is not None else "")
+        stmt = sa.select(Run.__table__).where(_runs.id == run if isinstance(run, int) else _runs.trial_id == run)
+        if study is not None:  # a run id in another study is not found either
+            stmt = stmt.where(_runs.study_id == resolve_study(conn, study))
+        what = (f"id {run}" if isinstance(run, int) else f"trial id {run!r}") + (
+            f" in study {study!r}" if study is not None else "")
         found = [dict(row) for row in conn.execute(stmt).mappings()]
         if not found:
             raise UnknownRun(f"no run with {what}")

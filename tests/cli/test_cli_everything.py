@@ -56,6 +56,13 @@ def test_show_text_prints_config_and_diagnostics(known_db):
     assert "none recorded" in invoke("show", str(second), "--db", known_db).stdout
 
 
+def test_show_by_run_id_checks_the_study_given(known_db):
+    first = run_ids(known_db)[0]
+    assert invoke("show", str(first), "--study", "lin", "--db", known_db).exit_code == 0
+    wrong = invoke("show", str(first), "--study", "nope", "--db", known_db)
+    assert wrong.exit_code == 2 and wrong.stderr.strip() == "error: no study named 'nope'; known studies: lin"
+
+
 def test_verdicts_lists_the_history(known_db):
     result = invoke("verdicts", "lin", "--db", known_db, "--json")
     assert result.exit_code == 0, result.output
