@@ -68,9 +68,9 @@ def check_run_options(cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0, 
 
 
 def _check_storage(storage: str) -> None:
-    """A local ``--storage`` folder must exist or be creatable (a URI such as s3://… is left to Ray)."""
-    if "://" in storage:
-        return
+    """``--storage`` must be a folder that exists or can be created (on a cluster, one every node mounts)."""
+    if "://" in storage:  # sweeper keeps its packs file, journal and driver lock beside the checkpoints
+        fail(f"--storage: {storage} is a URI; use a folder every node mounts (e.g. NFS)")
     path = Path(storage).expanduser()
     if path.exists() and not path.is_dir():
         fail(f"--storage: {path} exists and is not a folder")

@@ -188,6 +188,10 @@ def _progress(total: int, finished: set[str], options: LaunchOptions) -> list:
 
 
 def _storage_root(options: LaunchOptions) -> str:
+    """The storage folder, absolute. Not a URI: sweeper keeps its packs file, outage journal and driver lock there
+    beside Tune's checkpoints, as local files."""
+    if options.storage and "://" in options.storage:
+        raise LaunchError(f"--storage: {options.storage} is a URI; use a folder every node mounts (e.g. NFS)")
     return str(Path(options.storage or DEFAULT_STORAGE).expanduser().resolve())
 
 

@@ -197,6 +197,7 @@ def test_storage_that_cannot_be_a_folder(db, tmp_path):
     afile.write_text("x")
     run_against(db, ["launch", str(spec), "--storage", str(afile)], f"error: --storage: {afile} exists and is not")
     run_against(db, ["launch", str(spec), "--storage", str(afile / "sub")], "error: --storage: cannot create")
+    run_against(db, ["launch", str(spec), "--storage", "s3://bucket/x"], "error: --storage: s3://bucket/x is a URI")
 
 
 # ------------------------------------------------------------------------------------------------ --db
