@@ -25,7 +25,7 @@ from db.errors import AmbiguousRun, SweeperDBError, UnknownRun, UnknownStudy
 from db.where import WhereError
 from sweeper.serve import api, pages
 from sweeper.serve.params import BadRequest
-from sweeper.serve.security import TokenGate
+from sweeper.serve.security import NoFraming, TokenGate
 
 STATIC = Path(__file__).parent / "static"
 
@@ -102,7 +102,7 @@ ROUTES = [
 def create_app(engine: Engine, *, token: str | None = None, allowed_hosts: list[str] | None = None) -> Starlette:
     """The dashboard over ``engine``. ``token``: every request must present it (``security``); ``allowed_hosts``:
     the Host names answered (None: any)."""
-    middleware = []
+    middleware = [Middleware(NoFraming)]
     if allowed_hosts is not None:
         middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts))
     if token is not None:

@@ -55,3 +55,10 @@ def test_loopback_only_hosts(engine):
                                                 ("192.168.1.5", False), ("example.org", False), ("::", False)])
 def test_is_loopback(host, loopback):
     assert is_loopback(host) is loopback
+
+
+@pytest.mark.parametrize("path", ["/", "/api/studies", "/studies/nope", "/static/plotly.min.js"])
+def test_no_page_can_be_framed_by_another_site(client, path):
+    response = client.get(path)
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["content-security-policy"] == "frame-ancestors 'none'"
