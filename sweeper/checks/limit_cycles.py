@@ -202,9 +202,10 @@ def _decide(res: CurrentResult, min_samples: int, min_effective: float) -> None:
                        "every_steps = 1"]
     else:
         res.status = "REFUTED"
+        counted = [r.samples for r in res.runs if np.isfinite(r.samples)]  # none when only stored p-values are used
+        over = f" over ≥ {min(counted):.0f} samples per run" if counted else ""
         res.summary = (f"No run shows a probability current ({metric} > α/m = {threshold:.2g} for all {m}; "
-                       f"Bonferroni-adjusted min p = {res.statistic:.3g}) over ≥ "
-                       f"{np.nanmin([r.samples for r in res.runs]):.0f} samples per run: consistent with reversible "
+                       f"Bonferroni-adjusted min p = {res.statistic:.3g}){over}: consistent with reversible "
                        f"(equilibrium) dynamics. Power caveat: a current below the null's resolution (∝ √(τ_int/T)) "
                        f"would go undetected.")
 
