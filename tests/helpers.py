@@ -40,6 +40,17 @@ def merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def study_toml(**changes: Any) -> str:
+    """``BASE`` with ``changes`` (merged as :func:`merged` does) as the text of a study file."""
+    from sweeper.report.spec_toml import dumps
+
+    return dumps(merged(BASE, changes))
+
+
+TINY_LINREG = {"name": "linreg", "n_train": 512, "dim": 4}
+"""A data section for launches that only need some trials to run (≈ 0.1 s each)."""
+
+
 def make_spec(**changes: Any) -> StudySpec:
     return parse_spec(merged(BASE, changes))
 

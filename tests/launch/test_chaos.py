@@ -36,7 +36,7 @@ from sweeper.expand import expand
 from sweeper.launch.experiment import JOURNAL_FILE
 from sweeper.launch.runner import StudyStopped
 from sweeper.spec import load_spec
-from tests.helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT, TINY_LINREG, study_toml
 from tests.launch.study import assert_complete, expected_steps, stored
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -44,30 +44,6 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 RAY_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+\s+(INFO|WARNING) ")
 OUTAGE_S = 15.0
 LOCK_S = 45.0
-
-SPEC = """
-name = "chaos"
-seeds = [0, 1]
-device = "cpu"
-[data]
-name = "linreg"
-n_train = 512
-dim = 4
-[model]
-name = "linear"
-[optimizer]
-name = "sgd"
-[sweep]
-batch_size = [8]
-lr = [0.05, 0.1]
-svag_l = [1, 2]
-[budget]
-epochs = 20
-[log]
-every_epochs = 0.1
-eval_samples = 128
-report_seconds = 0.000001
-"""
 
 
 @pytest.fixture
@@ -82,7 +58,9 @@ def ray_tmp() -> Iterator[str]:
 @pytest.fixture
 def spec_path(tmp_path) -> Path:
     path = tmp_path / "chaos.toml"
-    path.write_text(SPEC)
+    path.write_text(study_toml(name="chaos", seeds=[0, 1], data=TINY_LINREG,
+                               sweep={"lr": [0.05, 0.1], "svag_l": [1, 2]}, budget={"epochs": 20},
+                               log={"every_epochs": 0.1, "eval_samples": 128, "report_seconds": 1e-6}))
     return path
 
 

@@ -13,33 +13,13 @@ import sqlalchemy as sa
 
 from sweeper.launch.runner import _auth_hint
 from sweeper.testing.ray_head import ray_head
-from tests.helpers import REPO_ROOT
-
-SPEC = """
-name = "{name}"
-seeds = [0, 1]
-device = "cpu"
-[data]
-name = "linreg"
-n_train = 512
-dim = 4
-[model]
-name = "linear"
-[optimizer]
-name = "sgd"
-[sweep]
-batch_size = [8]
-lr = [0.05, 0.1]
-[budget]
-epochs = 1
-[log]
-every_epochs = 0.5
-"""
+from tests.helpers import REPO_ROOT, TINY_LINREG, study_toml
 
 
 def launch(tmp_path: Path, name: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     spec = tmp_path / f"{name}.toml"
-    spec.write_text(SPEC.format(name=name))
+    spec.write_text(study_toml(name=name, seeds=[0, 1], data=TINY_LINREG, sweep={"lr": [0.05, 0.1]},
+                               budget={"epochs": 1}, log={"every_epochs": 0.5}))
     return subprocess.run([sys.executable, "-m", "cli", "launch", str(spec), "--db", f"sqlite:///{tmp_path}/c.db",
                            "--storage", str(tmp_path / "ray"), "--json", *args],
                           cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
