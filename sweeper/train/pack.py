@@ -27,7 +27,7 @@ import functools
 import json
 import operator
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -104,6 +104,7 @@ def model_size(config: TrialConfig) -> tuple[int, int]:
 CPU_STEP_FLOPS = 2e7  # pack on a CPU while a member's step costs less than this (overhead-bound, not compute-bound)
 MAX_PACK_CPU = 64
 MAX_PACK_CUDA = 1024
+INDEX_CHUNK = 2**20  # batch indices a pack draws ahead at most (8 MiB of int64)
 CUDA_MEMORY_SHARE = 0.5  # of the free device memory a pack may plan for
 
 
@@ -250,8 +251,8 @@ class PackedTrial:
         self._stack()
         self.optimizer = VectorOptimizer([m.stepper for m in self.members], self.params)
         self._schedule_keys = [m.config.schedule.model_dump_json() for m in self.members]
-        self._idx = torch.empty((len(self.members), first.n_batches * first.config.batch_size), dtype=torch.long,
-                                device=self.device)  # every member's batch indices, drawn in place each step
+        # the schedules' factors at the last step, and the (η, λ, SDE-time increment) tensors built from them
+        self._factors: tuple[dict[str, tuple[float, float]], tuple[Tensor, Tensor, Tensor]] | None = None
 
     @staticmethod
     def _is_linear_regression(trial: Trial) -> bool:
@@ -263,23 +264,22 @@ class PackedTrial:
 
     def _stack(self) -> None:
         """Stack every member module's parameters (trainable ones apart) and buffers (frozen parameters too)."""
-        per = [dict(m.model.named_parameters()) | dict(m.model.named_buffers()) for m in self.members]
-        self.params = {n: torch.stack([p[n].detach() for p in per]) for n in self.names}
-        self.buffers = {n: torch.stack([p[n].detach() for p in per]) for n in per[0] if n not in self.params}
+        self._own = [dict(m.model.named_parameters()) | dict(m.model.named_buffers()) for m in self.members]
+        self.params = {n: torch.stack([p[n].detach() for p in self._own]) for n in self.names}
+        self.buffers = {n: torch.stack([p[n].detach() for p in self._own]) for n in self._own[0]
+                        if n not in self.params}
 
     @torch.no_grad()
     def _sync(self, k: int) -> None:
         """Member k's module ← the stack."""
-        own = dict(self.members[k].model.named_parameters()) | dict(self.members[k].model.named_buffers())
         for name, t in (self.params | self.buffers).items():
-            own[name].copy_(t[k])
+            self._own[k][name].copy_(t[k])
 
     @torch.no_grad()
     def _absorb(self, k: int) -> None:
         """The stack ← member k's module (after per-member work that may move BatchNorm statistics)."""
-        own = dict(self.members[k].model.named_parameters()) | dict(self.members[k].model.named_buffers())
         for name, t in (self.params | self.buffers).items():
-            t[k].copy_(own[name])
+            t[k].copy_(self._own[k][name])
 
     # ---------------------------------------------------------------------------------------------- a step
 
@@ -308,41 +308,65 @@ class PackedTrial:
         grads, loss = vmap(grad_and_value(member_loss))(self.params, self.buffers, x, y)
         return loss, grads
 
-    def _hyperparameters(self, step: int) -> list[tuple[float, float]]:
-        """Every member's scheduled (η, λ) at ``step`` (``Trial.hyperparameters``, each schedule evaluated once)."""
+    def _hyperparameters(self, step: int) -> tuple[Tensor, Tensor, Tensor]:
+        """Every member's raw (SVAG-rescaled) scheduled η and λ at ``step`` (``Trial.hyperparameters``), shape (K,) in
+        the parameters' dtype, and its SDE-time increment (float64, as a member adds it). Rebuilt only when a
+        schedule's factors change (each distinct schedule evaluated once per step)."""
         clock = self.members[0].clock
         epoch, total = clock.epoch(step), clock.total_epochs
         factors: dict[str, tuple[float, float]] = {}
-        out = []
         for m, key in zip(self.members, self._schedule_keys, strict=True):
             if key not in factors:
                 sched = m.config.schedule
                 factors[key] = (multiplier(sched.lr, epoch, total), multiplier(sched.weight_decay, epoch, total))
-            f_lr, f_wd = factors[key]
-            out.append((m.config.lr * f_lr, m.config.weight_decay * f_wd))
-        return out
+        if self._factors is None or factors != self._factors[0]:
+            raw, wd = [], []
+            for m, key in zip(self.members, self._schedule_keys, strict=True):
+                f_lr, f_wd = factors[key]
+                raw.append(m.stepper.raw_lr(m.config.lr * f_lr))
+                wd.append(m.config.weight_decay * f_wd)
+            like = next(iter(self.params.values()))
+            sde = [r**2 if m.adaptive else r for m, r in zip(self.members, raw, strict=True)]
+            self._factors = (factors, (torch.tensor(raw, dtype=like.dtype, device=self.device),
+                                       torch.tensor(wd, dtype=like.dtype, device=self.device),
+                                       torch.tensor(sde, dtype=torch.float64, device=self.device)))
+        return self._factors[1]
 
-    def _step(self, step: int, measure: bool, alive: Tensor) -> Tensor:
-        """Raw step ``step`` → ``step + 1`` of every live member; returns the minibatch losses (K,)."""
-        hyper = self._hyperparameters(step)
-        raw = [m.stepper.raw_lr(lr) for m, (lr, _) in zip(self.members, hyper, strict=True)]
-        for m, row in zip(self.members, self._idx, strict=True):
-            m.sampler.draw_into(row)
-        x = self.data.x_train[self._idx]
+    def _batch_indices(self, steps: int) -> Iterator[Tensor]:
+        """Every member's batch indices for the next ``steps`` steps, one (K, batches·B) tensor per step.
+
+        Nothing else draws from a member's generator between two events, so its batches up to the next event are
+        drawn at once (``BatchSampler.draw_steps``, at most INDEX_CHUNK indices per pack at a time) — except with
+        augmentation, which draws from it after every batch."""
+        lead = self.members[0]
+        width = lead.n_batches * lead.config.batch_size
+        chunk = 1 if self.data.augment is not None else max(1, INDEX_CHUNK // (len(self.members) * width))
+        while steps > 0:
+            t = min(steps, chunk)
+            yield from torch.stack([m.sampler.draw_steps(t, lead.n_batches) for m in self.members], dim=1)
+            steps -= t
+
+    def _step(self, step: int, idx: Tensor, measure: bool) -> Tensor:
+        """Raw step ``step`` → ``step + 1`` of every live member on its batch indices ``idx`` (K, batches·B);
+        returns the minibatch losses (K,)."""
+        lr, wd, sde = self._hyperparameters(step)
+        x = self.data.x_train[idx]
         if self.data.augment is not None:
             x = torch.stack([self.data.augment(xk, m.generator) for xk, m in zip(x, self.members, strict=True)])
-        loss, grads = self._losses_and_grads(x, self.data.y_train[self._idx])
+        loss, grads = self._losses_and_grads(x, self.data.y_train[idx])
         if measure:
-            self.meters.add_grad(grads, alive)
+            self.meters.add_grad(grads, self.alive)
             self.meters.before(self.params)
-        self.optimizer.step(self.params, grads, raw, [wd for _, wd in hyper], self.live)
+        self.optimizer.step(self.params, grads, lr, wd, self.live)
         if measure:
-            self.meters.after(self.params, alive)
-        for m, r, live in zip(self.members, raw, self.live, strict=True):
-            if live:
-                m.sde_time += r**2 if m.adaptive else r
-                m.step += 1
+            self.meters.after(self.params, self.alive)
+        self.sde_time += torch.where(self.alive, sde, 0.0)
         return loss.detach()
+
+    def _clock(self, k: int, step: int) -> None:
+        """Member k's step count and SDE time ← the pack's (kept as tensors while the pack steps)."""
+        m = self.members[k]
+        m.step, m.sde_time = step, self.sde_time[k].item()
 
     def _kill(self, k: int) -> None:
         self.live[k] = False
@@ -385,6 +409,7 @@ class PackedTrial:
             m.grad_meter = _MeterView(self.meters, k, "grad", m.trainable)  # type: ignore[assignment]
         self.live = list(running)  # host copy of ``alive``: which members still step
         self.alive = torch.tensor(running, device=self.device)
+        self.sde_time = torch.tensor([m.sde_time for m in self.members], dtype=torch.float64, device=self.device)
         runs = [_MemberRun() for _ in self.members]
         lead = self.members[0]
         measure_every, log_set = lead.config.log.measure_every, set(lead.clock.log_steps)
@@ -396,27 +421,33 @@ class PackedTrial:
                     self._kill(k)
         bounds = torch.tensor([m.start.batch_bound if m.start else float("inf") for m in self.members],
                               device=self.device)
-        events = sorted(s for s in log_set | lead.diagnostics.steps() if s > step)
+        diagnosed = lead.diagnostics.steps()
+        events = sorted(s for s in log_set | diagnosed if s > step)
         bad_step = torch.full((len(self.members),), -1, dtype=torch.long, device=self.device)
         last_report = time.monotonic()
         for event in events:
-            while step < event and any(self.live):
+            for idx in self._batch_indices(event - step):
+                if not any(self.live):
+                    break
                 measure = (step + 1) % measure_every == 0 or step + 1 in log_set
-                loss = self._step(step, measure, self.alive)
+                loss = self._step(step, idx, measure)
                 step += 1
                 bad_step = torch.where((bad_step < 0) & self.alive & exceeds_tensor(loss, bounds), step, bad_step)
                 if lead.check_every == 1 or step % lead.check_every == 0 or step == event:
                     for k in torch.nonzero(bad_step >= 0).flatten().tolist():
                         if self.live[k]:
+                            self._clock(k, step)
                             self._sync(k)
                             runs[k].diverge(self.members[k], int(bad_step[k]))
                             self._kill(k)
             if not any(self.live):
                 break
             for k in [k for k, live in enumerate(self.live) if live]:
+                self._clock(k, step)
                 self._sync(k)
                 runs[k].event(self.members[k], step, step in log_set)
-                self._absorb(k)
+                if step in diagnosed:  # a point evaluates in eval mode; only a diagnostic may move the module
+                    self._absorb(k)
                 if runs[k].status == "diverged":
                     self._kill(k)
             due = time.monotonic() - last_report >= lead.config.log.report_seconds

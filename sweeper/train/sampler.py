@@ -30,13 +30,29 @@ class BatchSampler:
         self._pos += k
         return out
 
-    def draw_into(self, out: torch.Tensor) -> None:
-        """:meth:`draw` into ``out`` (shape (batches·B,), int64, on the device): the same indices, the same
-        generator state afterwards, without a new tensor (a pack gathers all its members' rows at once)."""
+    def draw_steps(self, steps: int, batches: int = 1) -> torch.Tensor:
+        """``steps`` successive :meth:`draw` calls at once: shape (steps, batches·B), the same indices and the same
+        generator state afterwards (a pack draws each member's batches up to its next event in one call).
+
+        With replacement on a CPU generator one ``randint`` of steps·batches·B values equals the successive ones (CPU
+        sampling is serial; tests/train/test_sampler.py pins it); elsewhere the draws are made one by one. Shuffled:
+        whole runs of batches are sliced from each permutation, a new one drawn where the next batch would not fit."""
+        k = batches * self.batch_size
         if self.replacement:
-            torch.randint(self.n, out.shape, generator=self.generator, device=self.device, out=out)
-        else:
-            out.copy_(self.draw(out.numel() // self.batch_size))
+            if self.device.type == "cpu":
+                return torch.randint(self.n, (steps, k), generator=self.generator)
+            return torch.stack([self.draw(batches) for _ in range(steps)])
+        parts, left = [], steps
+        while left:
+            if self._perm is None or self._pos + k > self.n:
+                self._perm = torch.randperm(self.n, generator=self.generator, device=self.device)
+                self._pos = 0
+            m = min(left, (self.n - self._pos) // k)
+            if m == 0:
+                raise ValueError(f"a draw of {k} examples exceeds the {self.n} training examples")
+            parts.append(self._perm[self._pos : self._pos + m * k].view(m, k))
+            self._pos, left = self._pos + m * k, left - m
+        return torch.cat(parts)
 
     def state_dict(self) -> dict:
         return {"perm": None if self._perm is None else self._perm.cpu(), "pos": self._pos}

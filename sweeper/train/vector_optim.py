@@ -21,7 +21,7 @@ class VectorOptimizer:
     """One optimizer kind (sgd | adam | rmsprop) over stacked parameters ``params[name]`` of shape (K, …).
 
     Fixed per member for the run: momentum/nesterov (SGD), betas and ε (SVAG-rescaled, from each member's
-    ``Stepper``). Per step: raw learning rates and weight decays, one per member, and the members still alive (a
+    ``Stepper``). Per step: raw learning rates and weight decays, a (K,) tensor each, and the members still alive (a
     diverged member's parameters and state are left as they were). Updates are in place, in torch.optim's order
     of operations.
     """
@@ -42,26 +42,29 @@ class VectorOptimizer:
             self.hyper |= {"alpha": [g["alpha"] for g in groups], "eps": [g["eps"] for g in groups]}
         self.steps = 0  # updates taken (the same for every live member)
         self.state: dict[str, dict[str, Tensor]] = {n: {} for n in self.names}
+        self._columns: dict[tuple[object, ...], Tensor] = {}
+        self._decay: tuple[Tensor | None, bool] = (None, False)  # the last weight-decay tensor, and any nonzero
 
     # -------------------------------------------------------------------------------------------- update
 
     @torch.no_grad()
-    def step(self, params: dict[str, Tensor], grads: dict[str, Tensor], lr: list[float], weight_decay: list[float],
+    def step(self, params: dict[str, Tensor], grads: dict[str, Tensor], lr: Tensor, weight_decay: Tensor,
              live: list[bool]) -> None:
-        """One update of every live member (in place): ``lr``, ``weight_decay`` per member (raw, SVAG-rescaled lr;
-        ``grads`` are consumed). Dead members' rows are put back afterwards, so they stay as they were."""
+        """One update of every live member (in place): ``lr``, ``weight_decay`` of shape (K,) in the parameters'
+        dtype (raw, SVAG-rescaled lr; ``grads`` are consumed). Dead members' rows are put back afterwards, so they
+        stay as they were."""
         self.steps += 1
         dead = [k for k, alive in enumerate(live) if not alive]
         saved = {n: (params[n][dead].clone(), {key: t[dead].clone() for key, t in self.state[n].items()})
                  for n in self.names} if dead else {}
-        first = next(iter(params.values()))
-        lr_t = torch.tensor(lr, dtype=first.dtype, device=first.device)
-        wd_t = torch.tensor(weight_decay, dtype=first.dtype, device=first.device)
+        if weight_decay is not self._decay[0]:  # a new tensor: the caller's hyperparameters changed
+            self._decay = (weight_decay, bool(weight_decay.any()))
+        decay = self._decay[1]
         for name in self.names:
             p, g = params[name], grads[name]
             shape = (-1, *([1] * (p.dim() - 1)))
-            lr_c, wd_c = lr_t.reshape(shape), wd_t.reshape(shape)
-            if any(weight_decay):
+            lr_c, wd_c = lr.reshape(shape), weight_decay.reshape(shape)
+            if decay:
                 if self.decoupled:
                     p.mul_(1.0 - lr_c * wd_c)
                 else:
@@ -73,7 +76,11 @@ class VectorOptimizer:
                     self.state[name][key][dead] = rows
 
     def _cols(self, key: str, like: Tensor, shape: tuple[int, ...]) -> Tensor:
-        return torch.tensor(self.hyper[key], dtype=like.dtype, device=like.device).reshape(shape)
+        """The members' fixed hyperparameter ``key`` as a (K, 1, …) column, built once per dtype and shape."""
+        at = (key, like.dtype, like.device, shape)
+        if at not in self._columns:
+            self._columns[at] = torch.tensor(self.hyper[key], dtype=like.dtype, device=like.device).reshape(shape)
+        return self._columns[at]
 
     def _sgd(self, name: str, p: Tensor, g: Tensor, lr: Tensor, shape: tuple[int, ...]) -> None:
         if any(self.hyper["momentum"]):
