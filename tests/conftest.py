@@ -5,11 +5,14 @@
   ``SWEEPER_TEST_PG_URL`` (a role with CREATEDB; ``eval "$(.ci/postgres.sh)"`` starts a server and sets it) and
   dropped afterwards. Unset: the test is skipped locally, but fails when ``CI`` is set, so CI cannot skip silently.
 * ``db_url`` — parametrized over both engines (the PostgreSQL case is marked ``postgres``).
+* ``chromium`` — the headless Chromium of the browser tests (tests/browser.py); skipped locally without it, but
+  fails when ``CI`` is set.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 
@@ -60,3 +63,15 @@ def sqlite_url(tmp_path: os.PathLike[str]) -> str:
 def db_url(request: pytest.FixtureRequest) -> str:
     """Each test that takes it runs on SQLite and on PostgreSQL."""
     return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The path of ``chromium`` (``.ci/chromium.sh`` installs it)."""
+    path = shutil.which("chromium")
+    if not path:
+        hint = "chromium is not on PATH; run .ci/chromium.sh (apt-get install chromium) for the browser tests"
+        if os.environ.get("CI"):
+            pytest.fail(f"{hint} (CI is set: the browser tests may not be skipped)")
+        pytest.skip(hint)
+    return path

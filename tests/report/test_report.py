@@ -1,17 +1,14 @@
 """The study report: written from a real small study (run in-process), then opened in a headless Chromium at
 1400 px, as a researcher would read it.
 
-The browser test needs ``chromium`` on PATH (``.ci/chromium.sh`` installs it): skipped locally without it, but fails
-when ``CI`` is set, so CI cannot skip it silently (the same rule as tests/conftest.py's PostgreSQL fixture).
+The browser test needs ``chromium`` on PATH (``.ci/chromium.sh`` installs it; the ``chromium`` fixture of
+tests/conftest.py): skipped locally without it, but fails when ``CI`` is set, so CI cannot skip it silently.
 """
 
 from __future__ import annotations
 
 import html
-import os
 import re
-import shutil
-import subprocess
 import tomllib
 import warnings
 from pathlib import Path
@@ -29,12 +26,10 @@ from sweeper.report import write_report
 from sweeper.report.spec_toml import without_nulls
 from sweeper.report.statistic_notes import statistic_note
 from sweeper.spec import parse_spec
+from tests.browser import browse
 from tests.helpers import make_spec
 
 STANDARD = ["metric_kappa", "metric_l", "noise_ratio", "lr_angular", "covariance_spectra", "sharpness"]
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--hide-scrollbars"]
 EVIL = '<script>alert("x")</script> & <b>bold</b>'
 WHY = "every window within tolerance (closest: window 4, |Δ| + h = 0.000637 ≤ 0.0256)"
 PATH = "sgd B0=8 lr0=0.05 wd=0 l=1"
@@ -190,23 +185,6 @@ def test_figures_need_their_data(study: StudyData, tmp_path: Path):
     assert "add [diagnostics.noise]" in page and "add [diagnostics.covariance]" in page
     assert "add [diagnostics.sharpness]" in page and "add svag_l = [1, 4] to [sweep]" in page
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["lr_angular.png"]
-
-
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    path = shutil.which("chromium")
-    if not path:
-        hint = "chromium is not on PATH; run .ci/chromium.sh (apt-get install chromium) for the report's browser test"
-        if os.environ.get("CI"):
-            pytest.fail(f"{hint} (CI is set: the browser test may not be skipped)")
-        pytest.skip(hint)
-    return path
-
-
-def browse(chromium: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    profile.mkdir(exist_ok=True)
-    return subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args], capture_output=True,
-                          text=True, timeout=60, check=False)
 
 
 def test_report_renders_in_headless_chromium(chromium: str, report: Path, tmp_path: Path):

@@ -152,34 +152,45 @@ function diagnosticPanel(container, id, title, data, layout) {
   drawPlot(div, data, Object.assign({title, height: 320}, layout));
 }
 
-// The diagnostics panels (study and run pages): G/N with τ, noise scale with B*, λ_max, Lévy z.
+// The diagnostics panels (study and run pages): G/N with τ, noise scale with B*, λ_max, Lévy z. Panels of kinds
+// the view no longer has (a filter left out the runs that have them) are removed, and so is the Lévy table.
 function drawDiagnostics(view, axisType) {
   const box = document.getElementById("diagnostics");
   document.getElementById("diag-none").hidden = view.kinds.length > 0;
   const xaxis = {title: {text: esc(view.x)}, type: axisType};
+  const drawn = new Set();
+  const panel = (id, title, data, layout) => { drawn.add(id); diagnosticPanel(box, id, title, data, layout); };
   if (view.noise) {
     const n = view.noise;
     const tau = {type: "line", xref: "paper", x0: 0, x1: 1, y0: n.threshold, y1: n.threshold,
                  line: {color: "crimson", dash: "dash", width: 1}};
-    diagnosticPanel(box, "plot-gn", `G/N over training (dashed: τ = ${n.threshold})`, plotlyTraces(n.g_over_n),
-                    {xaxis, yaxis: {type: "log", title: {text: "G_t / N_t"}}, shapes: [tau], showlegend: false});
+    panel("plot-gn", `G/N over training (dashed: τ = ${n.threshold})`, plotlyTraces(n.g_over_n),
+          {xaxis, yaxis: {type: "log", title: {text: "G_t / N_t"}}, shapes: [tau], showlegend: false});
     const stars = n.predictions.filter(p => p.b_star !== null).map(p => ({type: "line", xref: "paper", x0: 0, x1: 1,
       y0: p.b_star, y1: p.b_star, line: {color: "black", dash: "dot", width: 1}}));
     const text = n.predictions.map(p => p.b_star === null ? `B0=${fmt(p.b0)}: no B*` : `B* = ${fmt(p.b_star)} (B0 = ${fmt(p.b0)})`).join("; ");
-    diagnosticPanel(box, "plot-bsimple", `noise scale B·N/G (dotted: predicted B*) ${text}`, plotlyTraces(n.b_simple),
-                    {xaxis, yaxis: {type: "log", title: {text: "B_simple"}}, shapes: stars, showlegend: false});
+    panel("plot-bsimple", `noise scale B·N/G (dotted: predicted B*) ${text}`, plotlyTraces(n.b_simple),
+          {xaxis, yaxis: {type: "log", title: {text: "B_simple"}}, shapes: stars, showlegend: false});
   }
   if (view.sharpness) {
-    diagnosticPanel(box, "plot-sharpness", "sharpness λ_max over training", plotlyTraces(view.sharpness.lambda_max),
-                    {xaxis, yaxis: {title: {text: "λ_max"}}, showlegend: false});
+    panel("plot-sharpness", "sharpness λ_max over training", plotlyTraces(view.sharpness.lambda_max),
+          {xaxis, yaxis: {title: {text: "λ_max"}}, showlegend: false});
   }
   if (view.levy) {
-    diagnosticPanel(box, "plot-levy", "Lévy-area z over training", plotlyTraces(view.levy.levy_z),
-                    {xaxis, yaxis: {title: {text: "levy_z"}}, showlegend: false});
-    const table = document.getElementById("levy-table");
-    if (table && view.levy.table.length) {
-      const cols = Object.keys(view.levy.table[0]).map(key => ({key, link: key === "run_id" ? r => `/runs/${r.run_id}` : null}));
-      renderTable(table, cols, view.levy.table);
+    panel("plot-levy", "Lévy-area z over training", plotlyTraces(view.levy.levy_z),
+          {xaxis, yaxis: {title: {text: "levy_z"}}, showlegend: false});
+  }
+  for (const div of [...box.children]) {
+    if (!drawn.has(div.id)) { Plotly.purge(div); div.remove(); }
+  }
+  const table = document.getElementById("levy-table");
+  if (table) {
+    const rows = view.levy ? view.levy.table : [];
+    if (rows.length) {
+      const cols = Object.keys(rows[0]).map(key => ({key, link: key === "run_id" ? r => `/runs/${r.run_id}` : null}));
+      renderTable(table, cols, rows);
+    } else {
+      table.replaceChildren();
     }
   }
 }

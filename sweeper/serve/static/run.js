@@ -1,4 +1,5 @@
-// A run page: its trajectory and diagnostics, refreshed while the run writes points.
+// A run page: status, counts and error polled every POLL_MS; trajectory and diagnostics redrawn when the run's
+// point count changed since the last successful draw.
 "use strict";
 
 const RUN = document.body.dataset.run;
@@ -28,13 +29,18 @@ async function refresh() {
   status.className = `badge ${run.status}`;
   document.getElementById("last-step").textContent = run.last_step === null ? "–" : String(run.last_step);
   document.getElementById("n-points").textContent = String(run.n_points);
+  document.getElementById("attempts").textContent = String(run.attempts);
+  document.getElementById("host").textContent = run.host || "";
+  document.getElementById("host-box").hidden = !run.host;
+  document.getElementById("error-text").textContent = run.error || "";
+  document.getElementById("error").hidden = !run.error;
   if (run.n_points !== state.points) {
-    state.points = run.n_points;
     await Promise.all([refreshTrajectory(), refreshDiagnostics()]);
+    state.points = run.n_points;  // only once drawn: a failed draw is tried again at the next poll
   }
 }
 
 document.getElementById("plot-controls").addEventListener("change", () => {
-  Promise.all([refreshTrajectory(), refreshDiagnostics()]).catch(e => showError("run-error", e.message));
+  Promise.all([refreshTrajectory(), refreshDiagnostics()]).catch(e => showError("page-error", e.message));
 });
 poll(refresh);
