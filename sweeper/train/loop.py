@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -47,6 +47,18 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device = 'cuda' but no CUDA device is visible to this trial")
     return torch.device(name)
+
+
+class Measures(NamedTuple):
+    """What a point measures of the model now (the rest of a point is the trial's clock and hyperparameters)."""
+
+    train_loss: float
+    train_acc: float | None
+    test_loss: float
+    test_acc: float | None
+    weight_norm: float  # ‖w‖ of the tracked (scale-invariant, else all trainable) parameters
+    angular_update: float | None  # RMS over the measured steps since the last point; None if none
+    grad_norm: float | None
 
 
 class Trial:
@@ -184,10 +196,17 @@ class Trial:
             test_loss, test_acc = evaluate(self.model, *self.eval_test, self.data.task)
         return train_loss, train_acc, test_loss, test_acc
 
-    def point(self) -> dict[str, Any]:
+    def measures(self) -> Measures:
+        """This trial's :class:`Measures` now (taking the meters' RMS empties them)."""
+        return Measures(*self.losses(), self.tracker.norm_tensor().item(), self.tracker.take_rms(),
+                        self.grad_meter.take_rms())
+
+    def point(self, measures: Measures | None = None) -> dict[str, Any]:
+        """The logged point at the current step; ``measures`` when already taken (a pack measures its members at
+        once), else :meth:`measures`."""
         lr, wd = self.hyperparameters()
-        train_loss, train_acc, test_loss, test_acc = self.losses()
-        norm = self.tracker.norm_tensor().item()
+        m = self.measures() if measures is None else measures
+        norm = m.weight_norm
         return {
             "step": self.step,
             "effective_step": self.clock.effective_step(self.step),
@@ -195,14 +214,14 @@ class Trial:
             "sde_time": self.sde_time,
             "lr": lr,
             "weight_decay": wd,
-            "train_loss": train_loss,
-            "train_acc": train_acc,
-            "test_loss": test_loss,
-            "test_acc": test_acc,
+            "train_loss": m.train_loss,
+            "train_acc": m.train_acc,
+            "test_loss": m.test_loss,
+            "test_acc": m.test_acc,
             "weight_norm": norm,
             "effective_lr": lr / norm**2 if norm > 0 else None,
-            "angular_update": self.tracker.take_rms(),
-            "grad_norm": self.grad_meter.take_rms(),
+            "angular_update": m.angular_update,
+            "grad_norm": m.grad_norm,
             "noise_trace": self.online.trace_sigma if self.online else None,
             "grad_sq": self.online.grad_sq if self.online else None,
             "noise_scale": self.online.b_simple if self.online else None,

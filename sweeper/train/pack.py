@@ -40,8 +40,7 @@ from sweeper.expand import TrialConfig
 from sweeper.models.loss import example_losses
 from sweeper.reporter import Report, Status
 from sweeper.train.divergence import Start, exceeds_tensor
-from sweeper.train.loop import Trial, TrialResult
-from sweeper.train.metrics import global_norm
+from sweeper.train.loop import Measures, Trial, TrialResult
 from sweeper.train.schedule import multiplier
 from sweeper.train.vector_optim import VectorOptimizer
 
@@ -104,6 +103,7 @@ def model_size(config: TrialConfig) -> tuple[int, int]:
 CPU_STEP_FLOPS = 2e7  # pack on a CPU while a member's step costs less than this (overhead-bound, not compute-bound)
 MAX_PACK_CPU = 64
 MAX_PACK_CUDA = 1024
+EVAL_CHUNK = 4096  # evaluation examples per batched forward pass
 INDEX_CHUNK = 2**20  # batch indices a pack draws ahead at most (8 MiB of int64)
 CUDA_MEMORY_SHARE = 0.5  # of the free device memory a pack may plan for
 
@@ -171,15 +171,13 @@ class ListPackReporter:
 
 
 class PackMeters:
-    """Per-member RMS gradient norm and angular update over the measured steps (Trial's GradNormMeter and
-    WeightTracker, vectorized over the stack)."""
+    """Per-member weight norm, RMS gradient norm and angular update over the measured steps (Trial's WeightTracker
+    and GradNormMeter, vectorized over the stack)."""
 
     def __init__(self, k: int, tracked: list[str], device: torch.device):
         self.tracked = tracked
-        self.grad_sq = torch.zeros(k, dtype=torch.float64, device=device)
-        self.ang_sq = torch.zeros(k, dtype=torch.float64, device=device)
-        self.grad_n = [0] * k
-        self.ang_n = [0] * k
+        self.sums = {which: torch.zeros(k, dtype=torch.float64, device=device) for which in ("grad", "angular")}
+        self.counts = {which: torch.zeros(k, dtype=torch.long, device=device) for which in ("grad", "angular")}
         self.prev: dict[str, Tensor] = {}
         self.prev_norm = torch.zeros(k, dtype=torch.float64, device=device)
 
@@ -187,42 +185,32 @@ class PackMeters:
     def _sq(tensors: list[Tensor]) -> Tensor:
         return functools.reduce(operator.add, (t.flatten(1).norm(dim=1).double().square() for t in tensors))
 
+    def norms(self, params: dict[str, Tensor]) -> Tensor:
+        """Every member's ‖w‖ of the tracked parameters, shape (K,), float64."""
+        return self._sq([params[n] for n in self.tracked]).sqrt()
+
     def add_grad(self, grads: dict[str, Tensor], alive: Tensor) -> None:
-        self.grad_sq += torch.where(alive, self._sq(list(grads.values())), 0.0)
-        self.grad_n = [n + int(a) for n, a in zip(self.grad_n, alive.tolist(), strict=True)]
+        self.sums["grad"] += torch.where(alive, self._sq(list(grads.values())), 0.0)
+        self.counts["grad"] += alive
 
     def before(self, params: dict[str, Tensor]) -> None:
         self.prev = {n: params[n].clone() for n in self.tracked}
-        self.prev_norm = self._sq([params[n] for n in self.tracked]).sqrt()
+        self.prev_norm = self.norms(params)
 
     def after(self, params: dict[str, Tensor], alive: Tensor) -> None:
         delta_sq = self._sq([self.prev[n] - params[n] for n in self.tracked])
-        new_norm = self._sq([params[n] for n in self.tracked]).sqrt()
+        new_norm = self.norms(params)
         add = (delta_sq - (new_norm - self.prev_norm).square()) / (new_norm * self.prev_norm)
-        self.ang_sq += torch.where(alive, add, 0.0)
-        self.ang_n = [n + int(a) for n, a in zip(self.ang_n, alive.tolist(), strict=True)]
+        self.sums["angular"] += torch.where(alive, add, 0.0)
+        self.counts["angular"] += alive
 
-    def take(self, k: int, which: str) -> float | None:
-        sums, counts = (self.grad_sq, self.grad_n) if which == "grad" else (self.ang_sq, self.ang_n)
-        if counts[k] == 0:
-            return None
-        value = (sums[k] / counts[k]).clamp_min(0).sqrt().item()
-        sums[k] = 0.0
-        counts[k] = 0
-        return value
-
-
-class _MeterView:
-    """Stands in for a member Trial's ``tracker`` / ``grad_meter`` in ``Trial.point``."""
-
-    def __init__(self, meters: PackMeters, k: int, which: str, tracked: Sequence[Tensor]):
-        self.meters, self.k, self.which, self.params = meters, k, which, tracked
-
-    def norm_tensor(self) -> Tensor:
-        return global_norm(self.params)
-
-    def take_rms(self) -> float | None:
-        return self.meters.take(self.k, self.which)
+    def take(self, ks: list[int], which: str) -> list[float | None]:
+        """Members ``ks``' RMS of ``which`` (grad | angular) since their last take (None: no measured step); resets
+        their sums."""
+        sums, counts = self.sums[which], self.counts[which]
+        rms, n = (sums / counts.clamp_min(1)).clamp_min(0).sqrt().tolist(), counts.tolist()
+        sums[ks], counts[ks] = 0.0, 0
+        return [rms[k] if n[k] else None for k in ks]
 
 
 class PackedTrial:
@@ -396,6 +384,52 @@ class PackedTrial:
         self.optimizer.load([m.stepper for m in self.members], self.params)
         return running
 
+    # ---------------------------------------------------------------------------------- events and points
+
+    def _event(self, runs: list[_MemberRun], step: int, ks: list[int], log: bool) -> None:
+        """Members ``ks`` at an event ``step``: their diagnostics due (each on its own module), then, if ``log``,
+        their points, measured at once; a member whose point diverges is killed."""
+        for k in ks:
+            self._clock(k, step)
+        if step in self.members[0].diagnostics.steps():
+            for k in ks:
+                self._sync(k)
+                runs[k].diagnose(self.members[k], step)
+                self._absorb(k)  # a diagnostic may move BatchNorm statistics
+        if log:
+            for k, measures in zip(ks, self._measures(ks), strict=True):
+                runs[k].log(self.members[k], step, measures)
+                if runs[k].status == "diverged":
+                    self._kill(k)
+
+    def _measures(self, ks: list[int]) -> list[Measures]:
+        """Members ``ks``' :class:`Measures` now: norms and meters for the whole stack at once, losses at once for
+        linear regression (one batched matmul), else each member's on its own module."""
+        norms = self.meters.norms(self.params).tolist()
+        angular, grad = self.meters.take(ks, "angular"), self.meters.take(ks, "grad")
+        losses = self._linear_losses(ks) if self.linear else [self._member_losses(k) for k in ks]
+        return [Measures(*loss, norms[k], a, g) for k, loss, a, g in zip(ks, losses, angular, grad, strict=True)]
+
+    def _member_losses(self, k: int) -> tuple[float, float | None, float, float | None]:
+        self._sync(k)
+        return self.members[k].losses()
+
+    @torch.no_grad()
+    def _linear_losses(self, ks: list[int]) -> list[tuple[float, float | None, float, float | None]]:
+        """``Trial.losses`` of linear-regression members ``ks``: the mean ½(xw − y)² over the evaluation examples
+        (float64 sums of EVAL_CHUNK-example chunks, as ``evaluate``) and the exact population test loss."""
+        lead = self.members[0]
+        x, y = lead.eval_train
+        w = self.params[self.names[0]][ks, 0, :]
+        total = torch.zeros(len(ks), dtype=torch.float64, device=self.device)
+        for start in range(0, len(x), EVAL_CHUNK):
+            out = torch.einsum("nd,kd->kn", x[start:start + EVAL_CHUNK].reshape(-1, w.shape[1]), w)
+            total += example_losses(out, y[start:start + EVAL_CHUNK], "regression").double().sum(dim=1)
+        train = (total / len(x)).tolist()
+        exact = lead.exact_test_loss
+        assert exact is not None  # linear regression
+        return [(train[i], None, exact(w[i]), None) for i in range(len(ks))]
+
     # ------------------------------------------------------------------------------------------------ run
 
     def run(self, reporter: PackReporter) -> dict[str, TrialResult]:
@@ -403,10 +437,6 @@ class PackedTrial:
         states = reporter.checkpoint()
         running = self._resume(states) if states is not None else [True] * len(self.members)
         self.meters = PackMeters(len(self.members), self.tracked, self.device)
-        for k, m in enumerate(self.members):
-            # a member never steps on its own: Trial.point reads only what the view has (norm_tensor, take_rms)
-            m.tracker = _MeterView(self.meters, k, "angular", m.tracked)  # type: ignore[assignment]
-            m.grad_meter = _MeterView(self.meters, k, "grad", m.trainable)  # type: ignore[assignment]
         self.live = list(running)  # host copy of ``alive``: which members still step
         self.alive = torch.tensor(running, device=self.device)
         self.sde_time = torch.tensor([m.sde_time for m in self.members], dtype=torch.float64, device=self.device)
@@ -415,14 +445,10 @@ class PackedTrial:
         measure_every, log_set = lead.config.log.measure_every, set(lead.clock.log_steps)
         step = max(m.step for m in self.members)
         if step == 0:
-            for k, (m, r) in enumerate(zip(self.members, runs, strict=True)):
-                r.start_point(m)
-                if r.status == "diverged":
-                    self._kill(k)
+            self._event(runs, 0, list(range(len(self.members))), log=True)
         bounds = torch.tensor([m.start.batch_bound if m.start else float("inf") for m in self.members],
                               device=self.device)
-        diagnosed = lead.diagnostics.steps()
-        events = sorted(s for s in log_set | diagnosed if s > step)
+        events = sorted(s for s in log_set | lead.diagnostics.steps() if s > step)
         bad_step = torch.full((len(self.members),), -1, dtype=torch.long, device=self.device)
         last_report = time.monotonic()
         for event in events:
@@ -437,19 +463,11 @@ class PackedTrial:
                     for k in torch.nonzero(bad_step >= 0).flatten().tolist():
                         if self.live[k]:
                             self._clock(k, step)
-                            self._sync(k)
-                            runs[k].diverge(self.members[k], int(bad_step[k]))
+                            runs[k].diverge(self.members[k], int(bad_step[k]), self._measures([k])[0])
                             self._kill(k)
             if not any(self.live):
                 break
-            for k in [k for k, live in enumerate(self.live) if live]:
-                self._clock(k, step)
-                self._sync(k)
-                runs[k].event(self.members[k], step, step in log_set)
-                if step in diagnosed:  # a point evaluates in eval mode; only a diagnostic may move the module
-                    self._absorb(k)
-                if runs[k].status == "diverged":
-                    self._kill(k)
+            self._event(runs, step, [k for k, live in enumerate(self.live) if live], log=step in log_set)
             due = time.monotonic() - last_report >= lead.config.log.report_seconds
             if step in log_set and due and step < lead.clock.total_steps and any(self.live):
                 reporter.report({m.config.trial_id: runs[k].report(m, self._state(k) if self.live[k] else None)
@@ -471,24 +489,21 @@ class _MemberRun:
         self.diverged_step: int | None = None
         self.final = False  # the final report went out
 
-    def start_point(self, trial: Trial) -> None:
-        self.rows += trial.diagnostics.run_due(0)
-        self.points.append(trial.point())
-        trial.start = Start.from_point(self.points[-1])
-        if trial.start.point_diverged(self.points[-1]):
-            self.status, self.diverged_step = "diverged", 0
-
-    def diverge(self, trial: Trial, step: int) -> None:
-        self.status, self.diverged_step = "diverged", step
-        self.points.append(trial.point())
-
-    def event(self, trial: Trial, step: int, logged: bool) -> None:
+    def diagnose(self, trial: Trial, step: int) -> None:
         self.rows += trial.diagnostics.run_due(step)
-        if not logged:
-            return
-        self.points.append(trial.point())
-        if trial.start is not None and trial.start.point_diverged(self.points[-1]):
+
+    def log(self, trial: Trial, step: int, measures: Measures) -> None:
+        """The point at ``step``; the one at step 0 sets the divergence rule's start values."""
+        point = trial.point(measures)
+        self.points.append(point)
+        if step == 0 and trial.start is None:
+            trial.start = Start.from_point(point)
+        if trial.start is not None and trial.start.point_diverged(point):
             self.status, self.diverged_step = "diverged", step
+
+    def diverge(self, trial: Trial, step: int, measures: Measures) -> None:
+        self.status, self.diverged_step = "diverged", step
+        self.points.append(trial.point(measures))
 
     def _take(self, trial: Trial, status: Status, state: dict[str, Any] | None, info: dict[str, Any]) -> Report:
         out = Report(self.points, status, trial.step, state, {"device": str(trial.device)} | info, self.rows)
