@@ -12,11 +12,14 @@ Printed (CPU seconds, ``time.process_time``, best of ``--repeat``; ratios agains
 Parquet with pandas):
 
 * ``check lsr``: what ``sweeper check lsr STUDY --no-store`` does — load the study, run the check;
-* ``points_frame``: ``db.queries.points_frame`` of the whole study;
-* ``export parquet``: ``runs_frame`` + ``points_frame`` written as runs.parquet and points.parquet (what
-  ``sweeper export --format parquet`` does);
+* ``points_frame``: ``db.queries.points_frame`` of the whole study (its runs are sealed: read from their blocks,
+  ``db.blocks``), and the same from the rows alone (as while the runs are still running);
+* ``export parquet``: the tables of ``sweeper export --format parquet`` (``cli.export_command.study_tables``)
+  written as Parquet files;
 * ``parquet → pandas`` (and ``duckdb``, when installed): the same points read back from that Parquet file;
-* bytes per point of the SQLite file (and of the Parquet file).
+* bytes per point of the SQLite file (its ``points`` rows and ``point_blocks``) and of the Parquet file.
+
+Building the study prints the CPU its writes took, and how much of it went into sealing the runs.
 
     python bench/bench_queries.py                  # 1,000 runs × 1,000 points (building it takes a few minutes once)
     python bench/bench_queries.py --runs 100       # a quick look
@@ -75,18 +78,21 @@ def trial_points(hp: dict[str, Any], n_points: int, index: int) -> list[dict[str
     return [{"step": int(s), **{k: float(v[i]) for k, v in cols.items()}} for i, s in enumerate(steps)]
 
 
-def reports(n_runs: int, n_points: int, batch: int, concurrent: int) -> Iterator[tuple[int, list[dict[str, Any]]]]:
-    """(trial index, points) in the order a sweep of ``concurrent`` trials at a time reports them."""
+def reports(n_runs: int, n_points: int, batch: int,
+            concurrent: int) -> Iterator[tuple[int, list[dict[str, Any]], bool]]:
+    """(trial index, points, whether it is the trial's last report) in the order a sweep of ``concurrent`` trials
+    at a time reports them."""
     for first in range(0, n_runs, concurrent):
         block = range(first, min(n_runs, first + concurrent))
         pts = {i: trial_points(trial_hparams(i, n_runs), n_points, i) for i in block}
         for start in range(0, n_points, batch):
             for i in block:
-                yield i, pts[i][start : start + batch]
+                yield i, pts[i][start : start + batch], start + batch >= n_points
 
 
 def build(url: str, args: argparse.Namespace) -> None:
-    """Write the study into the new, empty database at ``url`` through db.writer."""
+    """Write the study into the new, empty database at ``url`` through db.writer, as the driver's callback does: a
+    run's last points and its ``completed`` status in one transaction (which seals it: ``db.blocks``)."""
     from sqlalchemy.orm import Session
 
     from db import writer
@@ -97,13 +103,17 @@ def build(url: str, args: argparse.Namespace) -> None:
         study = writer.ensure_study(session, "bench", {"name": "bench"})
         trials = [writer.PlainTrial(f"t{i:05d}", i, trial_hparams(i, args.runs)) for i in range(args.runs)]
         run_ids = writer.ensure_runs(session, study, trials)
-        for run_id in run_ids.values():
-            writer.update_run(session, run_id, status="completed")
-    start = time.perf_counter()
-    for i, batch in reports(args.runs, args.points, args.batch, args.concurrent):
-        with engine.begin() as conn:
-            writer.write_points(conn, run_ids[f"t{i:05d}"], batch)
-    print(f"built: {args.runs * args.points:,} points in {time.perf_counter() - start:.0f} s (wall)")
+    start, cpu_start, sealing = time.perf_counter(), time.process_time(), 0.0
+    for i, batch, last in reports(args.runs, args.points, args.batch, args.concurrent):
+        with Session(engine) as session, session.begin():
+            writer.write_points(session, run_ids[f"t{i:05d}"], batch)
+            if last:
+                before = time.process_time()
+                writer.update_run(session, run_ids[f"t{i:05d}"], status="completed")
+                sealing += time.process_time() - before
+    print(f"built: {args.runs * args.points:,} points in {time.perf_counter() - start:.0f} s wall, "
+          f"{time.process_time() - cpu_start:.1f} CPU s, of which {sealing:.1f} sealing the runs "
+          f"({1e3 * sealing / args.runs:.1f} ms per run)")
     engine.dispose()
 
 
@@ -122,21 +132,21 @@ def cached_study(args: argparse.Namespace) -> Path:
 
 
 def storage(path: Path, out: Path, n: int) -> str:
-    """Bytes per point: the file, the ``points`` B-tree's payload and free space (``dbstat``), the file after
-    ``VACUUM`` (pages refilled in key order)."""
+    """Bytes per point: the file, the ``points`` and ``point_blocks`` B-trees (``dbstat``: payload, free space), the
+    file after ``VACUUM`` (pages refilled in key order)."""
     import sqlite3
 
     with sqlite3.connect(path) as conn:
         try:
-            size, payload, unused = conn.execute(
-                "SELECT sum(pgsize), sum(payload), sum(unused) FROM dbstat WHERE name = 'points'").fetchone()
-            tree = (f"points B-tree {size / n:.1f} (payload {payload / n:.1f}, free {unused / n:.1f}, "
-                    f"page and cell headers {(size - payload - unused) / n:.1f})")
+            stats = conn.execute("SELECT name, sum(pgsize), sum(payload), sum(unused) FROM dbstat WHERE name IN "
+                                 "('points', 'point_blocks') GROUP BY name ORDER BY name DESC").fetchall()
+            trees = [f"{name} {size / n:.1f} (payload {payload / n:.1f}, free {unused / n:.1f}, page and cell "
+                     f"headers {(size - payload - unused) / n:.1f})" for name, size, payload, unused in stats]
         except sqlite3.OperationalError:  # SQLite built without dbstat
-            tree = "points B-tree: no dbstat in this SQLite"
+            trees = ["no dbstat in this SQLite"]
         vacuumed = out / "vacuumed.db"
         conn.execute("VACUUM INTO ?", (str(vacuumed),))
-    return f"{path.stat().st_size / n:.1f} file; {tree}; {vacuumed.stat().st_size / n:.1f} after VACUUM"
+    return f"{path.stat().st_size / n:.1f} file; {'; '.join(trees)}; {vacuumed.stat().st_size / n:.1f} after VACUUM"
 
 
 def cpu(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
@@ -172,13 +182,27 @@ def main() -> None:
             measure(url, args, None)
 
 
+def without_blocks(engine: Any, read: Callable[[Any], Any]) -> Any:
+    """``read(conn)`` with the study's blocks deleted in a transaction rolled back afterwards: the row path."""
+    import sqlalchemy as sa
+
+    from db.models import PointBlock
+
+    with engine.connect() as conn, conn.begin() as tx:
+        conn.execute(sa.delete(PointBlock))
+        out = read(conn)
+        tx.rollback()
+    return out
+
+
 def measure(url: str, args: argparse.Namespace, sqlite_file: Path | None) -> None:
     """Print the timings on the study at ``url`` (and the SQLite file's bytes per point)."""
 
     import pandas as pd
 
+    from cli.export_command import study_tables
     from db.engine import open_db
-    from db.queries import points_frame, runs_frame
+    from db.queries import points_frame
     from sweeper.checks.base import StudyData
     from sweeper.checks.registry import run_check
 
@@ -190,16 +214,16 @@ def measure(url: str, args: argparse.Namespace, sqlite_file: Path | None) -> Non
         return run_check("lsr", StudyData.load(engine, "bench")).verdict
 
     def export() -> None:
-        runs = runs_frame(engine, "bench")
-        runs["config"] = runs["config"].map(repr)
-        runs.to_parquet(out / "runs.parquet", index=False)
-        points_frame(engine, "bench").to_parquet(out / "points.parquet", index=False)
+        for name, frame in study_tables(engine, "bench", payloads=False).items():
+            frame.to_parquet(out / f"{name}.parquet", index=False)
 
     rows: list[tuple[str, float, str]] = []
     t_check, verdict = cpu(check, args.repeat)
     rows.append(("check lsr (load + check)", t_check, verdict))
     t_points, frame = cpu(lambda: points_frame(engine, "bench"), args.repeat)
-    rows.append(("points_frame", t_points, f"{frame.shape[0]:,} × {frame.shape[1]}"))
+    rows.append(("points_frame", t_points, f"{frame.shape[0]:,} × {frame.shape[1]}; sealed runs: from blocks"))
+    t_rows, _ = cpu(lambda: without_blocks(engine, lambda conn: points_frame(conn, "bench")), args.repeat)
+    rows.append(("points_frame, rows only", t_rows, "as while the runs are running (no block)"))
     t_export, _ = cpu(export, args.repeat)
     rows.append(("export parquet", t_export, ""))
     parquet = out / "points.parquet"

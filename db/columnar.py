@@ -16,19 +16,23 @@ scan, of the columns that read a NaN) and their NaN is marked as a value, not as
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from db.models import Point, PointBlock, Run
 from db.types import PortableFloat
 
 if TYPE_CHECKING:
     import sqlite3
 
-__all__ = ["Columns", "read_columns"]
+    import pyarrow as pa
+
+__all__ = ["Columns", "read_columns", "read_points", "snapshot"]
 
 Columns = dict[str, np.ndarray]
 """Column name → array of shape (rows,): int64 for integer columns, float64 for float columns (NULL read as NaN)."""
@@ -124,3 +128,66 @@ def read_columns(conn: Connection, stmt: sa.Select[Any], key: Sequence[str]) -> 
     if conn.dialect.name == "sqlite" and len(out[key[0]]):
         _set_sqlite_nans(conn, stmt, key, out, nulls)
     return out, nulls
+
+
+@contextmanager
+def snapshot(conn: Connection) -> Iterator[Connection]:
+    """``conn`` inside one read transaction on SQLite, so that the statements run in it see one state of the file
+    (Python's sqlite3 begins no transaction for a SELECT: each would see the latest commit); nothing to do when
+    ``conn`` is in a transaction already, or on PostgreSQL (whose columnar reads use connections of their own)."""
+    sqlite = cast("sqlite3.Connection", conn.connection.driver_connection)
+    if conn.dialect.name != "sqlite" or sqlite.in_transaction:
+        yield conn
+        return
+    sqlite.execute("BEGIN")
+    try:
+        yield conn
+    finally:
+        sqlite.commit()  # it only read
+
+
+def read_points(conn: Connection, runs: sa.Select[Any], columns: Sequence[str]) -> tuple[Columns, Columns]:
+    """``run_id``, ``step`` and the ``points`` table ``columns`` of the runs whose ids ``runs`` selects, by run and
+    step, as :func:`read_columns` returns them: a sealed run's from its block (:mod:`db.blocks`: no Python object
+    per value), the others' rows by :func:`read_columns`.
+
+    Each run is read whole from one state: its block, or its rows after the blocks were read (the runs sealed by
+    then are named, so a run sealed in between is read from its rows, not lost); on SQLite both reads are one
+    snapshot (:func:`snapshot`).
+    """
+    from db import blocks
+
+    columns = list(dict.fromkeys(columns))
+    table, stored = Point.__table__.c, PointBlock.__table__.c
+    with snapshot(conn):
+        found = conn.execute(sa.select(stored.run_id, stored.data).where(stored.run_id.in_(runs))
+                             .order_by(stored.run_id)).all()
+        if found:
+            runs = runs.where(Run.id.not_in([run_id for run_id, _ in found]))
+        stmt = (sa.select(table.run_id, table.step, *(table[c] for c in columns))
+                .where(table.run_id.in_(runs)).order_by(table.run_id, table.step))
+        values, nulls = read_columns(conn, stmt, key=("run_id", "step"))
+    if not found:
+        return values, nulls
+    return _merge({run_id: blocks.decode(data, columns) for run_id, data in found}, values, nulls, columns)
+
+
+def _merge(sealed: dict[int, pa.RecordBatch], values: Columns, nulls: Columns,
+           columns: Sequence[str]) -> tuple[Columns, Columns]:
+    """The blocks' batches and the rows read (runs disjoint) as one set of columns by run and step."""
+    import pyarrow as pa
+
+    rows = pa.record_batch([pa.array(values["step"]), *(pa.array(values[c], mask=nulls[c]) for c in columns)],
+                           names=["step", *columns])
+    row_ids, starts, counts = np.unique(values["run_id"], return_index=True, return_counts=True)
+    pieces = {int(r): rows.slice(start, n) for r, start, n in zip(row_ids, starts, counts, strict=True)}
+    order = sorted([*sealed, *pieces])
+    batches = [sealed[r] if r in sealed else pieces[r] for r in order]
+    whole = pa.Table.from_batches(batches, schema=rows.schema)
+    out = {"run_id": np.repeat(np.array(order, dtype=np.int64), [b.num_rows for b in batches]),
+           "step": np.require(whole.column("step").to_numpy(), np.int64, "W")}
+    masks: Columns = {}
+    for c in columns:
+        out[c] = np.require(whole.column(c).to_numpy(), float, "W")  # NULL as NaN
+        masks[c] = np.require(whole.column(c).is_null().to_numpy(), bool, "W")
+    return out, masks

@@ -25,10 +25,12 @@ __all__ = [
     "Study",
     "Run",
     "Point",
+    "PointBlock",
     "Diagnostic",
     "Verdict",
     "STUDY_STATUSES",
     "RUN_STATUSES",
+    "SEALED_STATUSES",
     "VERDICT_VALUES",
     "POINT_FIELDS",
     "POINT_METRICS",
@@ -39,6 +41,9 @@ __all__ = [
 
 STUDY_STATUSES = ("running", "completed", "failed", "interrupted")
 RUN_STATUSES = ("pending", "running", "completed", "failed", "diverged")
+SEALED_STATUSES = ("completed", "diverged")
+"""Run statuses that nothing reopens (``sweeper resume`` continues pending/running runs, ``--retry-failed`` failed
+ones): a run in one has its points also as a block in ``point_blocks`` (:mod:`db.blocks`)."""
 VERDICT_VALUES = ("CONFIRMED", "REFUTED", "INCONCLUSIVE")
 
 HEARTBEAT_S = 30.0
@@ -176,6 +181,20 @@ class Point(Base):
     noise_trace: Mapped[float | None] = mapped_column(PortableFloat)
     grad_sq: Mapped[float | None] = mapped_column(PortableFloat)
     noise_scale: Mapped[float | None] = mapped_column(PortableFloat)
+
+
+class PointBlock(Base):
+    """A sealed run's points (every POINT_FIELDS column, by step) as one Arrow IPC stream: a derived copy of its
+    rows of ``points`` that reads without a Python object per value (:mod:`db.blocks` writes and decodes it)."""
+
+    __tablename__ = "point_blocks"
+
+    run_id: Mapped[int] = mapped_column(sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True,
+                                        autoincrement=False)
+    n_points: Mapped[int] = mapped_column(sa.Integer)
+    last_step: Mapped[int | None] = mapped_column(sa.Integer)
+    """The run's last step (NULL for a run without points)."""
+    data: Mapped[bytes] = mapped_column(sa.LargeBinary)
 
 
 POINT_METRICS: tuple[str, ...] = tuple(c.name for c in Point.__table__.columns if not c.primary_key)

@@ -29,8 +29,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, joinedload
 
-from db.columnar import read_columns
-from db.models import POINT_METRICS, RUN_HPARAMS, Diagnostic, Point, Run, Study, Verdict
+from db.columnar import read_points, snapshot
+from db.models import POINT_METRICS, RUN_HPARAMS, Diagnostic, Run, Study, Verdict
 from db.rows import (
     POINT_COLUMNS,
     RENAMED_POINT_COLUMNS,
@@ -135,14 +135,14 @@ def _point_columns(conn: Connection, study_id: int, columns: Sequence[str], run_
     unknown = [c for c in columns if c not in POINT_COLUMNS]
     if unknown:
         raise ValueError(f"unknown point columns {unknown}; known: {', '.join(POINT_COLUMNS)}")
-    stmt = (sa.select(Point.run_id, Point.step, *(getattr(Point, POINT_COLUMNS[c]).label(c) for c in columns))
-            .where(Point.run_id.in_(sa.select(Run.id).where(Run.study_id == study_id)))
-            .order_by(Point.run_id, Point.step))
+    runs = sa.select(Run.id).where(Run.study_id == study_id)
     if run_ids is not None:
-        stmt = stmt.where(Point.run_id.in_([int(r) for r in run_ids]))
-    values, nulls = read_columns(conn, stmt, key=("run_id", "step"))
+        runs = runs.where(Run.id.in_([int(r) for r in run_ids]))
+    stored = {c: POINT_COLUMNS[c] for c in columns}
+    values, nulls = read_points(conn, runs, list(stored.values()))
     return pd.DataFrame({"run_id": values["run_id"], "step": values["step"]} | {  # the arrays are ours: no copy
-        c: pd.arrays.FloatingArray(values[c], nulls[c]) if keep_null else values[c] for c in columns}, copy=False)
+        c: pd.arrays.FloatingArray(values[m], nulls[m]) if keep_null else values[m] for c, m in stored.items()},
+        copy=False)
 
 
 def point_columns(bind: Bind, study: StudyRef, columns: Sequence[str], run_ids: Sequence[int] | None = None, *,
@@ -172,7 +172,7 @@ def points_frame(
     unknown = set(chosen) - set(POINT_METRICS)
     if unknown:
         raise ValueError(f"unknown point columns {sorted(unknown)}; known: {', '.join(POINT_METRICS)}")
-    with connect(bind) as conn:
+    with connect(bind) as conn, snapshot(conn):
         study_id = resolve_study(conn, study)
         runs_stmt = sa.select(*_run_columns()).where(Run.study_id == study_id).order_by(Run.id)
         if run_ids is not None:

@@ -5,6 +5,11 @@ there already; :func:`write_points` and :func:`write_diagnostics` insert with ``
 primary key ``(run_id, step)`` / ``(run_id, step, kind)``, so a step reported twice (a trial restored from a
 checkpoint, a driver resumed with ``Tuner.restore``) is neither duplicated nor changed.
 
+A run whose status becomes sealed (completed, diverged) gets its points also as one columnar block
+(:mod:`db.blocks`), built from its rows in the transaction that writes the status; a status write that reopens a run
+drops its block, and points added to a sealed run rebuild it. Replaying a batch (``db.journal``) thus leaves
+blocks that agree with the rows.
+
 None of these functions commits: the caller owns the transaction (``with Session(engine) as s, s.begin(): ...`` or
 ``with engine.begin() as conn: ...``). The bulk writers also take an Engine, and then commit their own transaction;
 :func:`store_verdict` (a check's verdict, as ``sweeper check`` stores it) takes an Engine and always does.
@@ -257,6 +262,9 @@ def ensure_runs(session: Session, study: Study | int, trials: Sequence[Trial]) -
 def update_run(session: Session, run_id: int, **fields: Any) -> None:
     """Set columns of a run, e.g. ``status="running", host=..., started_at=...``.
 
+    Writing ``status`` also keeps the run's block of points (:mod:`db.blocks`) in the same transaction: a sealed
+    status (completed, diverged) builds it from the run's rows, any other drops it.
+
     Values may be SQL expressions (``attempts=Run.attempts + 1``). Unknown column names (and ``id``, ``study_id``,
     ``trial_id``) or an invalid status raise ValueError; a missing run raises :class:`~db.errors.UnknownRun`.
     """
@@ -275,6 +283,10 @@ def update_run(session: Session, run_id: int, **fields: Any) -> None:
     result = session.execute(sa.update(Run).where(Run.id == run_id).values(**fields))
     if result.rowcount == 0:  # type: ignore[attr-defined]
         raise UnknownRun(f"no run with id {run_id}")
+    if "status" in fields:
+        from db import blocks  # here: pyarrow is loaded by the writers, not by every importer of db.writer
+
+        blocks.refresh(session.connection(), run_id)
 
 
 # ------------------------------------------------------------------------------------ points, diagnostics
@@ -360,7 +372,8 @@ def write_points(target: Target, run_id: int, points: Sequence[Mapping[str, Any]
     Each point is a dict with ``step`` (int) and any of :data:`db.models.POINT_METRICS` (float, NaN/±inf allowed,
     missing or None = not measured); other keys raise ValueError before anything is written. The rows go in one
     multi-row ``INSERT ... ON CONFLICT (run_id, step) DO NOTHING`` (SQLite: ``VALUES`` lists of
-    :data:`CHUNK_ROWS` rows; PostgreSQL: ``SELECT ... FROM unnest(arrays)``). Returns the number inserted.
+    :data:`CHUNK_ROWS` rows; PostgreSQL: ``SELECT ... FROM unnest(arrays)``); points added to a sealed run rebuild
+    its block (:mod:`db.blocks`). Returns the number inserted.
     """
     if not points:
         return 0
@@ -388,6 +401,10 @@ def write_points(target: Target, run_id: int, points: Sequence[Mapping[str, Any]
         inserted += conn.exec_driver_sql(_PG_POINTS_SQL, params_pg, execution_options=opts).rowcount
     else:  # pragma: no cover
         raise NotImplementedError(f"write_points supports sqlite and postgresql, not {dialect}")
+    if inserted:
+        from db import blocks
+
+        blocks.reseal(conn, run_id)
     return inserted
 
 

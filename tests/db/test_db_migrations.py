@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 from alembic import command
@@ -12,13 +14,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 
-from db import migrate
+from db import migrate, queries
 from db.engine import make_engine
 from db.errors import DatabaseVersionError
-from db.models import Base
+from db.models import Base, Point
 
 REPO = Path(__file__).resolve().parents[2]
-TABLES = {"studies", "runs", "points", "diagnostics", "verdicts"}
+TABLES = {"studies", "runs", "points", "point_blocks", "diagnostics", "verdicts"}
 
 
 def tables(url: str) -> set[str]:
@@ -32,7 +34,7 @@ def tables(url: str) -> set[str]:
 def test_upgrade_from_empty(db_url: str) -> None:
     assert migrate.current(db_url) is None
     migrate.upgrade(db_url)
-    assert migrate.current(db_url) == migrate.head() == "0003"
+    assert migrate.current(db_url) == migrate.head() == "0004"
     assert tables(db_url) == TABLES | {migrate.VERSION_TABLE}
     migrate.upgrade(db_url)  # at head already: a no-op
     assert migrate.current(db_url) == migrate.head()
@@ -76,7 +78,7 @@ def test_upgrade_0002_to_0003_keeps_the_data(db_url: str) -> None:
                 " 'linreg', 8, 0.1, 0.0, 1.0, 0, '{}', 1 FROM studies"))
             conn.execute(sa.text("INSERT INTO points (run_id, step, test_loss) SELECT id, 10, 0.5 FROM runs"))
         migrate.upgrade(db_url)
-        assert migrate.current(db_url) == "0003"
+        assert migrate.current(db_url) == "0004"
         with engine.begin() as conn:
             assert conn.execute(sa.text("SELECT name, status, heartbeat_at FROM studies")).all() == [
                 ("old", "running", None)]
@@ -88,6 +90,43 @@ def test_upgrade_0002_to_0003_keeps_the_data(db_url: str) -> None:
             assert conn.execute(sa.text("SELECT name, status FROM studies")).all() == [("old", "running")]
             assert conn.execute(sa.text("SELECT trial_id, status FROM runs")).all() == [("t1", "running")]
             assert conn.execute(sa.text("SELECT step, test_loss FROM points")).all() == [(10, 0.5)]
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_0003_to_0004_builds_the_blocks_of_sealed_runs(db_url: str) -> None:
+    """A database written at 0003 gets a block for each completed or diverged run, none for the others, read back
+    as the rows read (NULL, NaN, ±inf kept); the downgrade drops them and keeps every point."""
+    migrate.upgrade(db_url, "0003")
+    engine = make_engine(db_url)
+    points = [{"step": 0, "test_loss": math.nan, "train_loss": None},
+              {"step": 10, "test_loss": math.inf, "train_loss": 0.5},
+              {"step": 20, "test_loss": None, "train_loss": None}]
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO studies (name, spec, spec_hash, package_version, status, created_at) "
+                                 "VALUES ('old', '{}', 'h', '0.0', 'completed', CURRENT_TIMESTAMP)"))
+            for i, status in enumerate(("completed", "failed", "diverged", "running")):
+                conn.execute(sa.text(
+                    "INSERT INTO runs (study_id, trial_id, trial_index, status, optimizer, model, dataset, batch_size,"
+                    " lr, weight_decay, svag_l, seed, config, attempts) SELECT id, :t, :i, :s, 'sgd', 'linear',"
+                    " 'linreg', 8, 0.1, 0.0, 1.0, 0, '{}', 1 FROM studies"), {"t": f"t{i}", "i": i, "s": status})
+            run_ids = conn.scalars(sa.text("SELECT id FROM runs ORDER BY id")).all()
+            conn.execute(sa.insert(Point), [dict(p, run_id=r) for r in run_ids[:3] for p in points])
+        migrate.upgrade(db_url)
+        assert migrate.current(db_url) == "0004"
+        with engine.connect() as conn:
+            stored = conn.execute(sa.text("SELECT run_id, n_points, last_step FROM point_blocks ORDER BY run_id"))
+            assert stored.all() == [(run_ids[0], 3, 20), (run_ids[2], 3, 20)]
+            read = queries.point_columns(conn, "old", ["test_loss", "train_loss"], keep_null=True)
+        assert read["run_id"].tolist() == [r for r in run_ids[:3] for _ in points]
+        assert read["train_loss"].isna().tolist() == [True, False, True] * 3
+        loss = read["test_loss"].to_numpy(dtype=float, na_value=-1.0).reshape(3, 3)
+        assert np.isnan(loss[:, 0]).all() and (loss[:, 1] == math.inf).all() and (loss[:, 2] == -1.0).all()
+        migrate.downgrade(db_url, "0003")
+        assert "point_blocks" not in tables(db_url)
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM points")).scalar() == 9
     finally:
         engine.dispose()
 
@@ -192,7 +231,7 @@ def test_current_refuses_several_revisions(db_url: str) -> None:
     try:
         with engine.begin() as conn:
             conn.execute(sa.text(f"INSERT INTO {migrate.VERSION_TABLE} (version_num) VALUES ('0002')"))
-        with pytest.raises(DatabaseVersionError, match=r"several revisions \(0002, 0003\)"):
+        with pytest.raises(DatabaseVersionError, match=r"several revisions \(0002, 0004\)"):
             migrate.current(engine)
     finally:
         engine.dispose()
