@@ -229,13 +229,14 @@ class Trial:
 
     # --------------------------------------------------------------------------------------- checkpoints
 
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue bit-for-bit (taken at a logged point, where the meters are empty)."""
+    def state_dict(self, optimizer_state: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Everything needed to continue bit-for-bit (taken at a logged point, where the meters are empty);
+        ``optimizer_state``: the optimizer's per parameter when it lives elsewhere (a pack's)."""
         return {
             "step": self.step,
             "sde_time": self.sde_time,
             "model": self.model.state_dict(),
-            "optimizer": self.stepper.optimizer.state_dict(),
+            "optimizer": self.stepper.state_dict(optimizer_state),
             "generator": self.generator.get_state(),
             "sampler": self.sampler.state_dict(),
             "trajectory": self.diagnostics.trajectory.state_dict() if self.diagnostics.trajectory else None,

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Any
 
 import torch
 
 from sweeper.expand import TrialConfig
 from sweeper.train.svag import adaptive_hyperparameters
+
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    "sgd": torch.optim.SGD, "adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop}
+
+
+@functools.cache
+def _defaults(kind: str) -> dict[str, Any]:
+    """The keyword defaults of optimizer ``kind``'s constructor: what torch puts in a param group beside its
+    arguments."""
+    signature = inspect.signature(OPTIMIZERS[kind].__init__)
+    return {n: p.default for n, p in signature.parameters.items() if p.default is not inspect.Parameter.empty}
 
 
 class Stepper:
@@ -43,9 +56,17 @@ class Stepper:
         ``vector_optim`` and needs it only to export a checkpoint, and building the first torch optimizer in a
         process imports ``torch._dynamo`` (≈ 1 CPU s)."""
         if self._optimizer is None:
-            kinds = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop}
-            self._optimizer = kinds[self.kind](self.params, **self.hyper)
+            self._optimizer = OPTIMIZERS[self.kind](self.params, **self.hyper)
         return self._optimizer
+
+    def state_dict(self, state: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The torch optimizer's ``state_dict``; given ``state`` (per parameter, in torch.optim's layout: a packed
+        member's, from ``vector_optim``), the same dict made without building the optimizer — a pack worker would
+        otherwise import ``torch._dynamo`` for its first checkpoint (tests/train/test_optim.py compares the two)."""
+        if state is None:
+            return self.optimizer.state_dict()
+        group = _defaults(self.kind) | self.hyper | {"params": list(range(len(self.params)))}
+        return {"state": {i: st for i, st in enumerate(state) if st}, "param_groups": [group]}
 
     def raw_lr(self, lr: float) -> float:
         """The step size actually used for SGD-equivalent η."""

@@ -5,16 +5,18 @@ budget, the log cadence and the diagnostics (``pack_key``); they differ in η, �
 and seed. Each member is a full :class:`~sweeper.train.loop.Trial` — its own initialisation (from its seed), its own
 generator and sampler drawing exactly the batches its unpacked twin draws, its own clock, schedule, divergence rule,
 points, diagnostics and checkpoint — but the parameters of all members are stacked (K, …) and one step computes
-every member's forward and backward pass at once (``torch.func.vmap`` over ``functional_call``; a batched matmul for
-the linear regression model) and one vectorized optimizer update (``vector_optim``). BatchNorm runs per member in
-train mode (its running statistics are stacked buffers). A member that diverges is masked — its parameters and
-optimizer state stop changing — and reported ``diverged`` at its step while the others go on.
+every member's forward and backward pass at once (batched matmuls for a Linear/ReLU chain such as the MLP,
+closed-form ones for linear regression, else ``torch.func.vmap`` over ``functional_call``) and one vectorized
+optimizer update (``vector_optim``). BatchNorm runs per member in train mode (its running statistics are stacked
+buffers). A member that diverges is masked — its parameters and optimizer state stop changing — and reported
+``diverged`` at its step while the others go on.
 
-Per-member work happens on the member's own module, synchronised from the stack when needed: points and the
-diagnostics at their steps (then copied back, since a diagnostic may move BatchNorm statistics), checkpoints (the
-member's ``Trial.state_dict`` with its optimizer state written back into its torch optimizer: the same layout as
-its unpacked twin's, so either can resume from the other's checkpoint). Not packed (``pack_key`` is None): the
-per-step ``trajectory`` diagnostic and the online noise scale, which need every step per member.
+Per-member work happens on the member's own module, synchronised from the stack when needed: the diagnostics at their
+steps (then copied back, since a diagnostic may move BatchNorm statistics), evaluation losses (for linear regression
+all members at once) and checkpoints (the member's ``Trial.state_dict`` with its optimizer state in torch.optim's
+layout: the same as its unpacked twin's, so either can resume from the other's checkpoint). Points are measured for
+every member at once (norms, meters). Not packed (``pack_key`` is None): the per-step ``trajectory`` diagnostic and
+the online noise scale, which need every step per member.
 
 A packed member equals its unpacked twin to float tolerance at every logged point (tests/train/test_pack.py); not
 bit for bit, since a batched kernel may round differently from the single-model one.
@@ -131,6 +133,27 @@ def auto_pack_size(config: TrialConfig, n_params: int, activations: int) -> int:
     return MAX_PACK_CPU if 6 * batch * n_params <= CPU_STEP_FLOPS else 1
 
 
+Chain = list[tuple[str, str | None] | None]
+"""A model as a chain of layers: (weight name, bias name or None) for a Linear, None for a ReLU."""
+
+
+def linear_chain(model: torch.nn.Module) -> Chain | None:
+    """``model`` as a :data:`Chain` if it is a Sequential of Flatten / Linear / ReLU / Identity (the MLP without
+    norms), else None. A pack steps such a model by batched matmuls and one autograd pass (on 2 CPU cores ≈ 1.7× less
+    CPU per step than ``vmap`` over ``functional_call`` for a 40-64-64-10 MLP at K = 32, B = 32)."""
+    if not isinstance(model, torch.nn.Sequential):
+        return None
+    chain: Chain = []
+    for name, module in model.named_children():
+        if isinstance(module, torch.nn.Linear):
+            chain.append((f"{name}.weight", f"{name}.bias" if module.bias is not None else None))
+        elif isinstance(module, torch.nn.ReLU):
+            chain.append(None)
+        elif not isinstance(module, (torch.nn.Flatten, torch.nn.Identity)):
+            return None
+    return chain
+
+
 class PackReporter(Protocol):
     def checkpoint(self) -> dict[str, dict[str, Any]] | None:
         """Per member trial id, the state to resume from; members absent from a non-None dict have finished."""
@@ -234,6 +257,7 @@ class PackedTrial:
         self.tracked = [ids[id(p)] for p in first.tracked]
         self.base = copy.deepcopy(first.model)
         self.linear = self._is_linear_regression(first)
+        self.chain = linear_chain(first.model)
         self.params: dict[str, Tensor] = {}
         self.buffers: dict[str, Tensor] = {}
         self._stack()
@@ -283,6 +307,11 @@ class PackedTrial:
             grad = torch.einsum("kn,knd->kd", weights * r, flat)
             return loss, {name: grad[:, None, :]}
         task, base = self.data.task, self.base
+        if self.chain is not None:  # Linear/ReLU chain: batched matmuls forward, one autograd pass back
+            leaves = {n: t.detach().requires_grad_() for n, t in self.params.items()}
+            loss = self._chain_losses(leaves | self.buffers, x, y)
+            grads = torch.autograd.grad(loss.sum(), list(leaves.values()))  # members' losses are independent
+            return loss.detach(), dict(zip(leaves, grads, strict=True))
         separate, b = self.members[0].separate_forwards, self.members[0].config.batch_size
 
         def member_loss(params: dict[str, Tensor], buffers: dict[str, Tensor], xk: Tensor, yk: Tensor) -> Tensor:
@@ -295,6 +324,20 @@ class PackedTrial:
 
         grads, loss = vmap(grad_and_value(member_loss))(self.params, self.buffers, x, y)
         return loss, grads
+
+    def _chain_losses(self, tensors: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
+        """Every member's SVAG-weighted minibatch loss (K,) through the model's Linear/ReLU ``chain``: x (K, n, …)
+        flattened to (K, n, features), each Linear one ``baddbmm`` over the stacked weights."""
+        h = x.reshape(x.shape[0], x.shape[1], -1)
+        for layer in self.chain or ():
+            if layer is None:
+                h = torch.relu(h)
+                continue
+            weight, bias = tensors[layer[0]].transpose(1, 2), layer[1]
+            h = torch.bmm(h, weight) if bias is None else torch.baddbmm(tensors[bias].unsqueeze(1), h, weight)
+        k, n = h.shape[:2]
+        losses = example_losses(h.reshape(k * n, -1), y.reshape(k * n), self.data.task).view(k, n)
+        return (self.members[0].weights * losses).sum(dim=1)
 
     def _hyperparameters(self, step: int) -> tuple[Tensor, Tensor, Tensor]:
         """Every member's raw (SVAG-rescaled) scheduled η and λ at ``step`` (``Trial.hyperparameters``), shape (K,) in
@@ -364,8 +407,7 @@ class PackedTrial:
 
     def _state(self, k: int) -> dict[str, Any]:
         self._sync(k)
-        self.optimizer.export(k, self.members[k].stepper)
-        return self.members[k].state_dict()
+        return self.members[k].state_dict(self.optimizer.member_state(k))
 
     def _resume(self, states: dict[str, dict[str, Any]]) -> list[bool]:
         """Load each member's state; returns which members still run (absent: finished before the checkpoint)."""

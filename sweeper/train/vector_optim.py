@@ -10,6 +10,7 @@ its unpacked twin would.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -30,7 +31,7 @@ class VectorOptimizer:
         self.kind = steppers[0].kind
         self.decoupled = steppers[0].decoupled
         self.names = list(params)
-        groups = [s.hyper for s in steppers]  # each member's torch optimizer arguments (it is built only to export)
+        groups = [s.hyper for s in steppers]  # each member's torch optimizer arguments (it is never built here)
         self.nesterov = bool(groups[0].get("nesterov", False))
         self.hyper: dict[str, list[float]] = {}
         if self.kind == "sgd":
@@ -117,17 +118,17 @@ class VectorOptimizer:
 
     # ---------------------------------------------------------------------------- torch.optim state layout
 
-    def export(self, k: int, stepper: Stepper) -> None:
-        """Write member k's state into its own torch optimizer (parameters in ``self.names`` order)."""
-        opt = stepper.optimizer
-        params = opt.param_groups[0]["params"]
-        for name, param in zip(self.names, params, strict=True):
+    def member_state(self, k: int) -> list[dict[str, Any]]:
+        """Member k's state per parameter (``self.names`` order) in torch.optim's layout (``Stepper.state_dict``)."""
+        out: list[dict[str, Any]] = []
+        for name in self.names:
             st = {key: t[k].clone() for key, t in self.state[name].items()}
             if self.kind == "sgd":
                 keep = self.hyper["momentum"][k] != 0 and "momentum_buffer" in st
-                opt.state[param] = {"momentum_buffer": st["momentum_buffer"] if keep else None}
-            elif self.steps:
-                opt.state[param] = st | {"step": torch.tensor(float(self.steps))}
+                out.append({"momentum_buffer": st["momentum_buffer"] if keep else None})
+            else:
+                out.append(st | {"step": torch.tensor(float(self.steps))} if self.steps else {})
+        return out
 
     def load(self, steppers: list[Stepper], params: dict[str, Tensor]) -> None:
         """Stack every member's torch optimizer state (all members at the same step count)."""

@@ -159,3 +159,13 @@ def test_auto_pack_size_from_model_size_and_device(monkeypatch):
     per_member = 4 * (4 * n_params + 3 * 128 * acts)
     expected = min(pack_mod.MAX_PACK_CUDA, int(0.5 * 8 * 2**30 // per_member))
     assert pack_mod.auto_pack_size(gpu, n_params, acts) == expected
+
+
+def test_a_linear_relu_chain_steps_by_batched_matmuls_and_anything_else_by_vmap():
+    from sweeper.models import build_model
+    from sweeper.train.pack import linear_chain
+
+    mlp = build_model("mlp", (20,), 4, width=8, depth=2)
+    assert linear_chain(mlp) == [("1.weight", "1.bias"), None, ("4.weight", "4.bias"), None, ("7.weight", "7.bias")]
+    assert linear_chain(build_model("mlp", (20,), 4, width=8, norm="bn")) is None  # BatchNorm: vmap, per member
+    assert linear_chain(build_model("mlp", (20,), 4, width=8, scale_invariant=True, norm="gn")) is None
