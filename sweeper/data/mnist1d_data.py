@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import random
+from importlib.metadata import version
 from typing import Any
 
 import numpy as np
 import torch
 
 from .common import Dataset, check_positive_int, resolve_options
+from .disk_cache import cached_arrays
 
 DEFAULTS: dict[str, Any] = dict(n_train=4000, n_test=1000, seed=42)
 NUM_CLASSES = 10
@@ -16,7 +18,15 @@ SEQ_LEN = 40
 
 
 def generate(n_train: int, n_test: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Run mnist1d.data.make_dataset; return x (n_train + n_test, 40) float, y (n_train + n_test,) int.
+    """x (n_train + n_test, 40) float, y (n_train + n_test,) int of MNIST-1D with generator seed ``seed``: made by
+    :func:`make` once per machine, then read from the data file cache (``sweeper.data.disk_cache``)."""
+    params = {"n_train": n_train, "n_test": n_test, "seed": seed}
+    arrays = cached_arrays("mnist1d", params, version("mnist1d"), lambda: make(n_train, n_test, seed))
+    return arrays["x"], arrays["y"]
+
+
+def make(n_train: int, n_test: int, seed: int) -> dict[str, np.ndarray]:
+    """Run mnist1d.data.make_dataset; return {"x": (n_train + n_test, 40) float, "y": (n_train + n_test,) int}.
 
     make_dataset reseeds numpy's and Python's global RNGs; their states are restored afterwards.
     It makes num_samples // 10 examples per class, so num_samples is rounded up to a multiple of 10
@@ -38,7 +48,7 @@ def generate(n_train: int, n_test: int, seed: int) -> tuple[np.ndarray, np.ndarr
     # Re-split at n_train ourselves: int(len * train_split) may round the wrong way.
     x = np.concatenate([d["x"], d["x_test"]])[:total]
     y = np.concatenate([d["y"], d["y_test"]])[:total]
-    return x, y
+    return {"x": x, "y": y}
 
 
 def shape(**options: Any) -> tuple[tuple[int, ...], int]:
