@@ -55,8 +55,9 @@ def cached_arrays(kind: str, params: dict[str, Any], version: str,
         arrays = make()
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=path.stem, suffix=".tmp")
         try:
+            named: dict[str, Any] = dict(arrays)  # (numpy's stub types ** like its allow_pickle flag)
             with os.fdopen(fd, "wb") as out:
-                np.savez(out, **arrays)
+                np.savez(out, **named)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
