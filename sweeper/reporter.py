@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from db.models import POINT_FIELDS  # noqa: F401  (the keys of a point: the columns of the points table)
-
 Status = Literal["running", "completed", "diverged"]
 
 

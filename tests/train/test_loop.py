@@ -5,8 +5,9 @@ import math
 import pytest
 import torch
 
+from db.models import POINT_FIELDS
 from sweeper.models import build_model
-from sweeper.reporter import POINT_FIELDS, ListReporter, StopTrial
+from sweeper.reporter import ListReporter, StopTrial
 from sweeper.testing.fake_cifar import write_fake_cifar
 from sweeper.train.divergence import DIVERGENCE_FACTOR
 from sweeper.train.loop import Trial, run_trial
