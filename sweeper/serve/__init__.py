@@ -2,8 +2,9 @@
 
 ``app`` (routes, errors, access), ``pages`` (HTML, Jinja2 autoescaped) and ``api`` (JSON under ``/api``) answer
 requests; ``overview`` (studies, runs), ``trajectories``, ``scaling``, ``diagnostics`` and ``verdicts`` build what
-they show; ``buckets`` downsamples trajectories in SQL to the plot's width; ``security`` guards access;
-``static/`` holds the pages' scripts (Plotly from the ``plotly`` wheel).
+they show; ``buckets`` downsamples trajectories to the plot's width; ``cache`` keeps what was computed from a study
+while it is unchanged; ``security`` guards access; ``static/`` holds the pages' scripts (Plotly from the
+``plotly`` wheel).
 """
 
 from sweeper.serve.app import create_app

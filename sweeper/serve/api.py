@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from collections.abc import Callable, Hashable
+from typing import Any, NamedTuple, TypeVar
 
 import pandas as pd
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from db.errors import UnknownRun
 from db.models import RUN_HPARAMS
 from db.queries import runs_frame
-from sweeper.serve import diagnostics, overview, scaling, trajectories, verdicts
+from sweeper.serve import buckets, diagnostics, overview, scaling, trajectories, verdicts
+from sweeper.serve.cache import StudyCache
 from sweeper.serve.params import (
     AXES,
     DEFAULT_WIDTH,
@@ -33,6 +35,8 @@ from sweeper.serve.params import (
     integer,
     positive,
 )
+
+T = TypeVar("T")
 
 
 def _clean(value: Any) -> Any:
@@ -56,6 +60,10 @@ def engine_of(request: Request) -> Engine:
     return request.app.state.engine
 
 
+def cache_of(request: Request) -> StudyCache:
+    return request.app.state.cache
+
+
 def run_id_of(request: Request) -> int:
     """The ``{run_id}`` path parameter as a run id; anything else is an unknown run (404)."""
     raw = request.path_params["run_id"]
@@ -64,9 +72,44 @@ def run_id_of(request: Request) -> int:
     return int(raw)
 
 
-def selected_runs(engine: Engine, name: str, where: str | None) -> pd.DataFrame:
-    """The study's runs matching ``where`` (all when None), with their hyperparameters."""
-    return overview.runs_table(engine, name, where) if where else runs_frame(engine, name)
+class Study(NamedTuple):
+    """The study a request is about, at its current stamp: ``table(where)`` and ``runs()`` are memoized."""
+
+    engine: Engine
+    cache: StudyCache
+    name: str
+    id: int
+    stamp: str
+
+    def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
+        return self.cache.view(self.id, self.stamp, key, compute)
+
+    def runs(self) -> pd.DataFrame:
+        """Every run with its hyperparameters (``runs_frame``)."""
+        return self.memo("runs", lambda: runs_frame(self.engine, self.id))
+
+    def table(self, where: str | None) -> pd.DataFrame:
+        """The runs table (``overview.runs_table``) filtered by ``where``, unsorted."""
+        return self.memo(("table", where), lambda: overview.runs_table(self.engine, self.id, where))
+
+    def selected(self, where: str | None) -> pd.DataFrame:
+        """The runs matching ``where`` (all when None), with their hyperparameters."""
+        return self.table(where) if where else self.runs()
+
+    def series(self, axis: str, metric: str) -> buckets.Series:
+        return self.cache.series(self.id, self.stamp, axis, metric)
+
+
+def study_of(request: Request) -> Study:
+    cache, name = cache_of(request), request.path_params["name"]
+    return Study(engine_of(request), cache, name, *cache.stamp(name))
+
+
+def memo_json(request: Request, compute: Callable[[Study], Any]) -> Response:
+    """The JSON of ``compute(study)`` for this route and query, computed once per study stamp."""
+    study_ = study_of(request)
+    key = (request.url.path, tuple(sorted(request.query_params.multi_items())))
+    return Response(study_.memo(key, lambda: Json(compute(study_)).body), media_type="application/json")
 
 
 def list_studies(request: Request) -> Json:
@@ -74,52 +117,69 @@ def list_studies(request: Request) -> Json:
 
 
 def study(request: Request) -> Json:
-    return Json(overview.study(engine_of(request), request.path_params["name"]))
+    s = study_of(request)
+    n_points = s.memo("n_points", lambda: overview.point_count(s.engine, s.id))
+    return Json(overview.study(s.engine, s.id, s.stamp, n_points))
 
 
-def runs(request: Request) -> Json:
+def runs(request: Request) -> Response:
     q = request.query_params
-    frame = overview.runs_table(engine_of(request), request.path_params["name"], q.get("where") or None,
-                                q.get("sort") or None, flag(q, "desc"))
-    return Json({"columns": list(frame.columns), "count": len(frame), "rows": overview.records(frame)})
+
+    def compute(s: Study) -> dict[str, Any]:
+        frame = overview.sort_runs(s.table(q.get("where") or None), q.get("sort") or None, flag(q, "desc"))
+        return {"columns": list(frame.columns), "count": len(frame), "rows": overview.records(frame)}
+
+    return memo_json(request, compute)
 
 
 def _plot_query(request: Request, runs_: pd.DataFrame) -> PlotQuery:
     return PlotQuery.parse(request.query_params, trajectories.default_colour(runs_))
 
 
-def study_trajectories(request: Request) -> Json:
-    engine, name = engine_of(request), request.path_params["name"]
+def study_trajectories(request: Request) -> Response:
     where = request.query_params.get("where") or None
-    runs_ = selected_runs(engine, name, where)
-    return Json(trajectories.plot(engine, runs_, _plot_query(request, runs_)))
+
+    def compute(s: Study) -> dict[str, Any]:
+        runs_ = s.selected(where)
+        q = _plot_query(request, runs_)
+        series = s.series(q.axis, q.metric)
+        return trajectories.plot(series.of(list(runs_.run_id)) if where else series, runs_, q)
+
+    return memo_json(request, compute)
 
 
-def study_scaling(request: Request) -> Json:
+def study_scaling(request: Request) -> Response:
     q = request.query_params
-    return Json(scaling.view(engine_of(request), request.path_params["name"],
-                             choice(q, "metric", METRICS, "test_loss"),
-                             integer(q, "width", DEFAULT_WIDTH, MIN_WIDTH, MAX_WIDTH), positive(q, "tolerance"),
-                             integer(q, "path", 0, 0, 10**6)))
+    metric = choice(q, "metric", METRICS, "test_loss")
+    width = integer(q, "width", DEFAULT_WIDTH, MIN_WIDTH, MAX_WIDTH)
+    tolerance, index = positive(q, "tolerance"), integer(q, "path", 0, 0, 10**6)
+    return memo_json(request, lambda s: scaling.view(s.runs(), lambda axis: s.series(axis, metric), metric, width,
+                                                     tolerance, index))
 
 
-def study_diagnostics(request: Request) -> Json:
-    engine, name = engine_of(request), request.path_params["name"]
-    runs_ = selected_runs(engine, name, request.query_params.get("where") or None)
-    q = _plot_query(request, runs_)
-    return Json(diagnostics.study_view(engine, name, runs_, q.axis, q.colour))
+def study_diagnostics(request: Request) -> Response:
+    def compute(s: Study) -> dict[str, Any]:
+        runs_ = s.selected(request.query_params.get("where") or None)
+        q = _plot_query(request, runs_)
+        return diagnostics.study_view(s.engine, s.name, runs_, q.axis, q.colour)
+
+    return memo_json(request, compute)
 
 
-def study_covariance(request: Request) -> Json:
-    engine, name = engine_of(request), request.path_params["name"]
+def study_covariance(request: Request) -> Response:
     run_id = run_id_of(request)
-    if run_id not in set(runs_frame(engine, name).run_id.astype(int)):
-        raise UnknownRun(f"no run with id {run_id} in study {name!r}")
-    return Json(diagnostics.spectra(engine, run_id, choice(request.query_params, "x", AXES, "step")))
+    x = choice(request.query_params, "x", AXES, "step")
+
+    def compute(s: Study) -> dict[str, Any]:
+        if run_id not in set(s.runs().run_id.astype(int)):
+            raise UnknownRun(f"no run with id {run_id} in study {s.name!r}")
+        return diagnostics.spectra(s.engine, run_id, x)
+
+    return memo_json(request, compute)
 
 
-def study_verdicts(request: Request) -> Json:
-    return Json(verdicts.history(engine_of(request), request.path_params["name"]))
+def study_verdicts(request: Request) -> Response:
+    return memo_json(request, lambda s: verdicts.history(s.engine, s.name))
 
 
 async def run_check(request: Request) -> Json:
@@ -150,11 +210,11 @@ def run(request: Request) -> Json:
 
 
 def run_trajectory(request: Request) -> Json:
-    engine = engine_of(request)
-    found = overview.run(engine, run_id_of(request))
+    found = overview.run(engine_of(request), run_id_of(request))
     frame = pd.DataFrame([{k: found[k] for k in ("run_id", "trial_id", *RUN_HPARAMS)}])
     q = PlotQuery.parse({**request.query_params, "seeds": "lines", "colour": "lr"})
-    return Json(trajectories.plot(engine, frame, q))
+    series = buckets.read(engine_of(request), found["study_id"], q.axis, q.metric, [found["run_id"]])
+    return Json(trajectories.plot(series, frame, q))
 
 
 def run_diagnostics(request: Request) -> Json:

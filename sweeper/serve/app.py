@@ -24,6 +24,7 @@ from starlette.staticfiles import StaticFiles
 from db.errors import AmbiguousRun, SweeperDBError, UnknownRun, UnknownStudy
 from db.where import WhereError
 from sweeper.serve import api, pages
+from sweeper.serve.cache import StudyCache
 from sweeper.serve.params import BadRequest
 from sweeper.serve.security import NoFraming, TokenGate
 
@@ -111,4 +112,5 @@ def create_app(engine: Engine, *, token: str | None = None, allowed_hosts: list[
                 WhereError: _bad_request, HTTPException: _http, DBAPIError: _database, SweeperDBError: _database}
     app = Starlette(routes=ROUTES, middleware=middleware, exception_handlers=handlers)
     app.state.engine = engine
+    app.state.cache = StudyCache(engine)
     return app

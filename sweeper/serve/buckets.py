@@ -1,45 +1,67 @@
-"""Downsampling in SQL: each run's (x, metric) points reduced to min/max per x bucket, so a plot of W pixels reads
-at most a few values per pixel and run, never the raw trajectory.
+"""Downsampling: each run's (x, metric) points reduced to min/max per x bucket, so a plot of W pixels draws at most
+a few values per pixel and run, never the raw trajectory.
 
-The x range [x0, x1] of the chosen runs is cut into ``n`` equal buckets (equal in ln x for a log axis, where
-x ≤ 0 is left out). One ``GROUP BY run_id, bucket`` query returns per run and bucket the point count, the x range,
-and min, max and mean of the metric over the finite values (NaN, ±inf and NULL are not drawn); :func:`envelope`
-turns a run's buckets into the drawn series: one point for a bucket of one point, else its min and max (in the
-order the series runs), so every bucket's extremes — hence the series' global min and max — are kept, and the
-series has at most 2·n points.
+:func:`read` fetches the points' x and metric columns column-wise through ``db.queries.point_columns`` (which
+reads a finished run's points from its columnar block), as a :class:`Series`; :func:`reduce` buckets them in numpy.
+The x range [x0, x1] of the chosen runs' points with a finite x is cut into ``n`` equal buckets (equal in ln x for
+a log axis, where x ≤ 0 is left out); per run and bucket it keeps the point count, the x range, and min, max and
+mean of the metric over the finite values (NaN, ±inf and NULL are not drawn). :func:`envelope` turns a run's
+buckets into the drawn series: one point for a bucket of one point, else its min and max (in the order the series
+runs), so every bucket's extremes — hence the series' global min and max — are kept, and the series has at most
+2·n points.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
-from db.models import Point, Run
-
-FINITE = sys.float_info.max
-"""|value| ≤ this is finite; ``BETWEEN -FINITE AND FINITE`` drops NaN (text on SQLite) and ±inf on both engines."""
-
+from db.queries import RENAMED_POINT_COLUMNS, point_columns
+from db.rows import Bind, StudyRef
 
 EDGE = 1 - 1e-9
 """Bucket k holds ``k ≤ (x − x0)·n/(x1 − x0)·EDGE < k + 1``: the factor puts x = x1 in the last bucket."""
 
 
-def _finite(column: sa.ColumnElement[float]) -> sa.ColumnElement[bool]:
-    return column.between(-FINITE, FINITE)
+@dataclass(frozen=True)
+class Series:
+    """Points of some runs, sorted by run then step. Arrays of shape (points,): ``run_id`` (int64), ``x`` and
+    ``y`` (float64; NULL and NaN both NaN)."""
+
+    run_id: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+
+    def of(self, run_ids: Sequence[int]) -> Series:
+        """The points of ``run_ids`` only."""
+        keep = np.isin(self.run_id, np.asarray(run_ids, dtype=np.int64))
+        return Series(self.run_id[keep], self.x[keep], self.y[keep])
+
+    @property
+    def nbytes(self) -> int:
+        return self.run_id.nbytes + self.x.nbytes + self.y.nbytes
+
+
+def read(bind: Bind, study: StudyRef, axis: str, metric: str, run_ids: Sequence[int] | None = None) -> Series:
+    """``metric`` against ``axis`` (point columns) for the study's runs (only ``run_ids`` when given)."""
+    wanted = [RENAMED_POINT_COLUMNS.get(c, c) for c in (axis, metric) if c != "step"]
+    frame = point_columns(bind, study, wanted, run_ids)
+
+    def column(name: str) -> np.ndarray:
+        return frame[RENAMED_POINT_COLUMNS.get(name, name)].to_numpy(dtype=float)
+
+    return Series(frame["run_id"].to_numpy(dtype=np.int64), column(axis), column(metric))
 
 
 @dataclass(frozen=True)
 class Buckets:
     """Per (run, bucket) aggregates, one row each, sorted by run then bucket. Arrays of shape (rows,):
     ``run_id``, ``bucket`` (0 … n−1), ``count``, ``x_lo``, ``x_hi`` (x range of its points), ``y_min``, ``y_max``,
-    ``y_mean``; ``n`` buckets over ``x_range`` (None when no point had a finite x and y)."""
+    ``y_mean``; ``n`` buckets over ``x_range`` (None when no point had a finite x)."""
 
     run_id: np.ndarray
     bucket: np.ndarray
@@ -71,44 +93,42 @@ class Buckets:
 _ARRAYS = ("run_id", "bucket", "count", "x_lo", "x_hi", "y_min", "y_max", "y_mean")
 
 
-def x_range(conn: Connection, run_ids: Sequence[int], axis: str, log_x: bool = False) -> tuple[float, float] | None:
-    """min and max of the x column over the runs' points with a finite x (x > 0 on a log axis).
-
-    Every time axis grows with the step, so these are each run's first and last such point: two index seeks per
-    run instead of a scan of the trajectories."""
-    x = getattr(Point, axis)
-    cond = [Point.run_id == Run.id, _finite(x), *([x > 0] if log_x else [])]
-    ends = [sa.select(x).where(*cond).order_by(order).limit(1).correlate(Run).scalar_subquery()
-            for order in (Point.step.asc(), Point.step.desc())]
-    stmt = sa.select(sa.func.min(ends[0]), sa.func.max(ends[1])).where(Run.id.in_([int(r) for r in run_ids]))
-    lo, hi = conn.execute(stmt).one()
-    return None if lo is None else (float(lo), float(hi))
+def x_range(series: Series, log_x: bool = False) -> tuple[float, float] | None:
+    """min and max of x over the points with a finite x (x > 0 on a log axis), whatever their metric."""
+    ok = np.isfinite(series.x)
+    if log_x:
+        ok &= series.x > 0
+    if not ok.any():
+        return None
+    x = series.x[ok]
+    return float(x.min()), float(x.max())
 
 
-def query(conn: Connection, run_ids: Sequence[int], axis: str, metric: str, n: int, *, log_x: bool = False,
-          span: tuple[float, float] | None = None) -> Buckets:
-    """Bucket aggregates of ``metric`` against ``axis`` (point columns) for ``run_ids``, ``n`` ≥ 1 buckets over
-    ``span`` (default: :func:`x_range` of these runs)."""
-    ids = [int(r) for r in run_ids]
-    span = span if span is not None else (x_range(conn, ids, axis, log_x) if ids else None)
+def reduce(series: Series, n: int, *, log_x: bool = False, span: tuple[float, float] | None = None) -> Buckets:
+    """Bucket aggregates of ``series``, ``n`` ≥ 1 buckets over ``span`` (default: :func:`x_range` of the
+    series; a point outside it goes to the first or last bucket)."""
+    span = span if span is not None else x_range(series, log_x)
     if span is None:
         return Buckets.empty(n)
-    x, y = getattr(Point, axis), getattr(Point, metric)
+    ok = np.isfinite(series.x) & np.isfinite(series.y)
+    if log_x:
+        ok &= series.x > 0
+    run, x, y = series.run_id[ok], series.x[ok], series.y[ok]
+    if not len(run):
+        return dataclasses.replace(Buckets.empty(n), x_range=span)
     lo, hi = (math.log(span[0]), math.log(span[1])) if log_x else span
     scale = n / (hi - lo) * EDGE if hi > lo else 0.0
-    pos = (sa.func.ln(x) if log_x else x) - lo
-    bucket = sa.func.floor(pos * scale).label("bucket")
-    cond = [Point.run_id.in_(ids), _finite(x), _finite(y)]
-    if log_x:
-        cond.append(x > 0)
-    aggregates = [sa.func.count(), sa.func.min(x), sa.func.max(x), sa.func.min(y), sa.func.max(y), sa.func.avg(y)]
-    stmt = (sa.select(Point.run_id, bucket, *(sa.type_coerce(a, sa.Double()) for a in aggregates))
-            .where(*cond).group_by(Point.run_id, bucket).order_by(Point.run_id, bucket))
-    rows = conn.execute(stmt).all()
-    cols = np.array([tuple(r) for r in rows], dtype=float).reshape(len(rows), len(_ARRAYS))
-    return Buckets(run_id=cols[:, 0].astype(np.int64), bucket=np.clip(cols[:, 1], 0, n - 1).astype(np.int64),
-                   count=cols[:, 2].astype(np.int64), x_lo=cols[:, 3], x_hi=cols[:, 4], y_min=cols[:, 5],
-                   y_max=cols[:, 6], y_mean=cols[:, 7], n=n, x_range=span)
+    bucket = np.clip(np.floor(((np.log(x) if log_x else x) - lo) * scale), 0, n - 1).astype(np.int64)
+    key = run * n + bucket
+    if (np.diff(key) < 0).any():  # x not growing with the step somewhere: group by sorting
+        order = np.argsort(key, kind="stable")
+        run, x, y, bucket, key = run[order], x[order], y[order], bucket[order], key[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    count = np.diff(np.r_[starts, len(key)])
+    return Buckets(run_id=run[starts], bucket=bucket[starts], count=count, x_lo=np.minimum.reduceat(x, starts),
+                   x_hi=np.maximum.reduceat(x, starts), y_min=np.minimum.reduceat(y, starts),
+                   y_max=np.maximum.reduceat(y, starts), y_mean=np.add.reduceat(y, starts) / count, n=n,
+                   x_range=span)
 
 
 def envelope(b: Buckets) -> tuple[np.ndarray, np.ndarray]:

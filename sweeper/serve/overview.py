@@ -12,8 +12,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from db.models import RUN_STATUSES, Point, Run, Study, Verdict
-from db.queries import list_studies, resolve_study, runs_with_final, study_spec
+from db.models import Point, Run, Study, Verdict
+from db.queries import list_studies, runs_with_final, study_spec
 from sweeper.serve.params import BadRequest
 
 FINISHED = ("completed", "failed", "diverged")
@@ -66,14 +66,20 @@ def _point_counts(conn: Connection, study_id: int | None = None) -> dict[int, in
     return dict(conn.execute(stmt.group_by(Run.study_id)).all())
 
 
-def studies(engine: Engine, study_id: int | None = None) -> list[dict[str, Any]]:
-    """Every study (or one): ``list_studies``' columns plus ``progress`` (finished runs / runs), ``n_points`` and
-    ``last_write``."""
+def point_count(engine: Engine, study_id: int) -> int:
+    """Points stored for the study."""
+    with engine.connect() as conn:
+        return _point_counts(conn, study_id).get(study_id, 0)
+
+
+def studies(engine: Engine, study_id: int | None = None, n_points: int | None = None) -> list[dict[str, Any]]:
+    """Every study (or one): ``list_studies``' columns plus ``progress`` (finished runs / runs), ``n_points`` (for
+    one study: counted unless given) and ``last_write``."""
     with engine.connect() as conn:
         frame = list_studies(conn)
         if study_id is not None:
             frame = frame[frame.id == study_id]
-        counts = _point_counts(conn, study_id)
+        counts = _point_counts(conn, study_id) if n_points is None else {study_id: n_points}
         last = _last_writes(conn)
     rows = records(frame)
     for row in rows:
@@ -84,17 +90,12 @@ def studies(engine: Engine, study_id: int | None = None) -> list[dict[str, Any]]
     return rows
 
 
-def study(engine: Engine, name: str) -> dict[str, Any]:
-    """One study's row of :func:`studies` with its ``spec`` and a ``version`` that changes whenever anything
-    drawn changes (pages poll it and reload their data only then)."""
-    with engine.connect() as conn:
-        study_id = resolve_study(conn, name)
-        spec = study_spec(conn, study_id)
-        n_verdicts = conn.scalar(sa.select(sa.func.count()).where(Verdict.study_id == study_id))
-    row = studies(engine, study_id)[0]
-    counts = "-".join(str(row[f"n_{s}"]) for s in RUN_STATUSES)
-    row["version"] = f"{row['status']}-{counts}-{row['n_points']}-{n_verdicts}-{row['last_write']}"
-    row["spec"] = spec
+def study(engine: Engine, study_id: int, version: str, n_points: int) -> dict[str, Any]:
+    """One study's row of :func:`studies` (``n_points`` as given) with its ``spec`` and ``version``, a text that
+    changes whenever anything drawn changes (``cache.stamp``; pages poll it and reload their data only then)."""
+    row = studies(engine, study_id, n_points)[0]
+    row["version"] = version
+    row["spec"] = study_spec(engine, study_id)
     return row
 
 
@@ -104,20 +105,23 @@ def _last_steps(conn: Connection, run_ids: list[int]) -> dict[int, int]:
     return {r: s for r, s in conn.execute(sa.select(Run.id, last).where(Run.id.in_(run_ids))).all() if s is not None}
 
 
-def runs_table(engine: Engine, name: str, where: str | None = None, sort: str | None = None,
-               descending: bool = False) -> pd.DataFrame:
-    """The study's runs (``runs_with_final`` filtered by ``where``, without ``config``) with ``last_step``,
-    sorted by ``sort`` (a column; BadRequest names the valid ones)."""
+def runs_table(engine: Engine, study: int | str, where: str | None = None) -> pd.DataFrame:
+    """The study's runs (``runs_with_final`` filtered by ``where``, without ``config``) with ``last_step``."""
     with engine.connect() as conn:
-        frame = runs_with_final(conn, name, where=where).drop(columns=["config"])
+        frame = runs_with_final(conn, study, where=where).drop(columns=["config"])
         steps = _last_steps(conn, [int(r) for r in frame.run_id])
     frame.insert(frame.columns.get_loc("steps_done") + 1, "last_step",
                  pd.array([steps.get(int(r)) for r in frame.run_id], dtype="Int64"))
-    if sort:
-        if sort not in frame.columns:
-            raise BadRequest(f"sort: unknown column {sort!r}; valid: {', '.join(frame.columns)}")
-        frame = frame.sort_values(sort, ascending=not descending, kind="stable", na_position="last")
     return frame
+
+
+def sort_runs(frame: pd.DataFrame, sort: str | None = None, descending: bool = False) -> pd.DataFrame:
+    """The runs table sorted by the column ``sort`` (None: as it is; BadRequest names the valid ones)."""
+    if not sort:
+        return frame
+    if sort not in frame.columns:
+        raise BadRequest(f"sort: unknown column {sort!r}; valid: {', '.join(frame.columns)}")
+    return frame.sort_values(sort, ascending=not descending, kind="stable", na_position="last")
 
 
 def run(engine: Engine, run_id: int) -> dict[str, Any]:

@@ -1,12 +1,13 @@
-"""The HTML pages: Jinja2 templates (autoescaped) with what does not change — names, spec and config text — and
-the choices of the plot controls; the live parts are drawn by ``static/*.js`` from the ``/api`` routes."""
+"""The HTML pages: Jinja2 templates (autoescaped) with what does not change — names, the spec and a run's config as
+TOML (the report's rendering, ``sweeper.report``, which escapes its own HTML) — and the choices of the plot
+controls; the live parts are drawn by ``static/*.js`` from the ``/api`` routes."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import jinja2
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.templating import Jinja2Templates
@@ -14,6 +15,8 @@ from starlette.templating import Jinja2Templates
 from db.models import RUN_HPARAMS
 from db.queries import resolve_study, study_spec
 from sweeper.checks import registry
+from sweeper.report.html import spec_section
+from sweeper.report.spec_toml import full_toml
 from sweeper.serve import overview
 from sweeper.serve.api import engine_of, run_id_of
 from sweeper.serve.params import AXES, METRICS
@@ -21,11 +24,6 @@ from sweeper.serve.params import AXES, METRICS
 HERE = Path(__file__).parent
 templates = Jinja2Templates(env=jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
                                                    autoescape=True, undefined=jinja2.StrictUndefined))
-
-
-def pretty(value: object) -> str:
-    """JSON text for a ``<pre>`` (escaped by the template like any text)."""
-    return json.dumps(value, indent=2, sort_keys=True, default=str)
 
 
 def studies(request: Request) -> HTMLResponse:
@@ -36,15 +34,15 @@ def study(request: Request) -> HTMLResponse:
     engine, name = engine_of(request), request.path_params["name"]
     spec = study_spec(engine, resolve_study(engine, name))
     return templates.TemplateResponse(request, "study.html", {
-        "title": name, "name": name, "spec": pretty(spec), "metrics": METRICS, "axes": AXES,
+        "title": name, "name": name, "spec": Markup(spec_section(spec)), "metrics": METRICS, "axes": AXES,
         "hparams": RUN_HPARAMS, "checks": list(registry.MODULES)})
 
 
 def run(request: Request) -> HTMLResponse:
     found = overview.run(engine_of(request), run_id_of(request))
     return templates.TemplateResponse(request, "run.html", {
-        "title": f"run {found['run_id']}", "run": found, "config": pretty(found.get("config")), "metrics": METRICS,
-        "axes": AXES})
+        "title": f"run {found['run_id']}", "run": found, "config": full_toml(found.get("config") or {}),
+        "metrics": METRICS, "axes": AXES})
 
 
 def error(request: Request, status: int, message: str) -> HTMLResponse:

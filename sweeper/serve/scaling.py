@@ -8,11 +8,11 @@ Adam/RMSprop (the sqrt-rule check's control arm). Curves are bucket means (:mod:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy.engine import Engine
+import pandas as pd
 
-from db.queries import runs_frame
 from sweeper.checks.defaults import ADAPTIVE, RELATIVE
 from sweeper.checks.paths import paths
 from sweeper.serve import buckets
@@ -30,14 +30,14 @@ def path_label(base: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
 
 
-def view(engine: Engine, name: str, metric: str, width: int, relative: float | None = None,
-         index: int = 0) -> dict[str, Any]:
-    """``paths``: every scaling path of the study (rule, axis, label, runs); ``path``: the one at ``index`` with its
-    κ curves (``band_traces`` by κ: seed mean ± one standard deviation) and the baseline's tolerance band ``band``
-    (x, lo, hi) — only that path's points are read. ``path`` is None when no run is on a path; an index past the
-    last path raises BadRequest."""
+def view(runs: pd.DataFrame, points: Callable[[str], buckets.Series], metric: str, width: int,
+         relative: float | None = None, index: int = 0) -> dict[str, Any]:
+    """``paths``: every scaling path among ``runs`` (the study's runs: rule, axis, label, runs); ``path``: the one
+    at ``index`` with its κ curves (``band_traces`` by κ: seed mean ± one standard deviation) and the baseline's
+    tolerance band ``band`` (x, lo, hi). ``points(axis)``: the study's points of ``metric`` against ``axis``, of
+    which only the path's runs are drawn. ``path`` is None when no run is on a path; an index past the last path
+    raises BadRequest."""
     r = RELATIVE if relative is None else relative
-    runs = runs_frame(engine, name)
     found = [(rule, base, group) for rule in ("linear", "sqrt") for base, group in paths(runs, rule)]
     listed = [{"index": i, "rule": rule, "axis": axis_of(rule, base["optimizer"]), "label": path_label(base),
                "n_runs": len(group)} for i, (rule, base, group) in enumerate(found)]
@@ -49,8 +49,7 @@ def view(engine: Engine, name: str, metric: str, width: int, relative: float | N
     rule, base, group = found[index]
     axis = axis_of(rule, base["optimizer"])
     ids = [int(i) for i in group.run_id]
-    with engine.connect() as conn:
-        data = buckets.query(conn, ids, axis, metric, bucket_count(width, len(ids)))
+    data = buckets.reduce(points(axis).of(ids), bucket_count(width, len(ids)))
     traces = band_traces(data, group, "kappa", palette(value(k) for k in group.kappa))
     for t in traces:
         t["name"] = f"κ = {t['group']}"

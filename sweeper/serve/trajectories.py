@@ -1,8 +1,9 @@
-"""Trajectory plots as JSON traces: a point metric against a time axis for the chosen runs, downsampled in SQL
+"""Trajectory plots as JSON traces: a point metric against a time axis for the chosen runs, downsampled
 (:mod:`sweeper.serve.buckets`) to the plot's width, coloured by a run column, seeds as lines or mean ± band.
 
 The bucket count is the plot width in pixels, lowered so that at most ``ROW_BUDGET`` (run, bucket) rows are read
-(1,000 runs on an 800 px plot: 40 buckets per run), and never below ``MIN_BUCKETS``.
+(1,000 runs on an 800 px plot: 40 buckets per run: the JSON and the browser's work stay small), and never below
+``MIN_BUCKETS``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy.engine import Engine
 
 from db.models import RUN_HPARAMS
 from sweeper.serve import buckets
@@ -109,13 +109,13 @@ def band_traces(data: buckets.Buckets, runs: pd.DataFrame, colour: str,
     return out
 
 
-def plot(engine: Engine, runs: pd.DataFrame, q: PlotQuery) -> dict[str, Any]:
+def plot(series: buckets.Series, runs: pd.DataFrame, q: PlotQuery) -> dict[str, Any]:
     """The plot's traces and legend for ``runs`` (rows of the runs table: ``run_id``, ``trial_id`` and the
-    hyperparameter columns)."""
+    hyperparameter columns) from ``series``, the points of ``q.metric`` against ``q.axis`` of these runs (points of
+    other runs are not drawn but count in the x range: pass only these runs' points)."""
     ids = [int(r) for r in runs.run_id]
     n = bucket_count(q.width, len(ids))
-    with engine.connect() as conn:
-        data = buckets.query(conn, ids, q.axis, q.metric, n, log_x=q.log_x)
+    data = buckets.reduce(series, n, log_x=q.log_x)
     colours = palette(value(v) for v in runs[q.colour])
     traces = (line_traces if q.seeds == "lines" else band_traces)(data, runs, q.colour, colours)
     return {"metric": q.metric, "x": q.axis, "colour": q.colour, "seeds": q.seeds, "log_x": q.log_x,

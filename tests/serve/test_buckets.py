@@ -1,5 +1,6 @@
-"""Downsampling against a known series: every bucket's min and max kept, the length bounded by 2 per bucket,
-non-finite values never drawn, log-x buckets geometric — on SQLite and PostgreSQL."""
+"""Downsampling against a known series read from the database: every bucket's min and max kept, the length bounded
+by 2 per bucket, non-finite values never drawn, log-x buckets geometric, an x that does not grow with the step
+bucketed as well — on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -25,15 +26,21 @@ def series() -> tuple[np.ndarray, np.ndarray]:
     return steps, y
 
 
+def scrambled(step: int) -> float:
+    """An x in [0.01, 10] that jumps about as the step grows (0.01 at step 1000)."""
+    return (step * 7919 % 1000 + 1) / 100
+
+
 @pytest.fixture
 def stored(db_url: str):
     engine = open_db(db_url, create=True)
     trial = trial_configs([0.1], [1], [0])[0]
     run_id = create_study(engine, "known", [trial])[trial.trial_id]
     steps, y = series()
-    writer.write_points(engine, run_id, [{"step": int(s), "epoch": s / 100, "test_loss": float(v)}
-                                         for s, v in zip(steps, y, strict=True)]
-                        + [{"step": N_POINTS, "epoch": N_POINTS / 100}])  # metric not measured: NULL
+    writer.write_points(engine, run_id, [{"step": int(s), "epoch": s / 100, "effective_step": scrambled(s),
+                                          "test_loss": float(v)} for s, v in zip(steps, y, strict=True)]
+                        + [{"step": N_POINTS, "epoch": N_POINTS / 100,
+                            "effective_step": scrambled(N_POINTS)}])  # metric not measured: NULL
     yield engine, run_id
     engine.dispose()
 
@@ -51,16 +58,17 @@ def expected(x: np.ndarray, y: np.ndarray, n: int, span: tuple[float, float],
             for k in np.unique(b)}
 
 
-@pytest.mark.parametrize("log_x", [False, True])
+@pytest.mark.parametrize(("axis", "log_x"), [("epoch", False), ("epoch", True), ("effective_step", False)])
 @pytest.mark.parametrize("n", [7, 50])
-def test_bucket_min_max_and_envelope(stored, n, log_x):
+def test_bucket_min_max_and_envelope(stored, n, axis, log_x):
     engine, run_id = stored
     steps, y = series()
-    with engine.connect() as conn:
-        b = buckets.query(conn, [run_id], "epoch", "test_loss", n, log_x=log_x)
-    span = (0.01 if log_x else 0.0, 10.0)  # x of every point with a finite x (the last has no test_loss)
+    b = buckets.reduce(buckets.read(engine, "known", axis, "test_loss"), n, log_x=log_x)
+    x = steps / 100 if axis == "epoch" else np.array([scrambled(s) for s in steps])
+    span = (0.01 if log_x or axis != "epoch" else 0.0, 10.0)  # x of every point with a finite x
     assert b.x_range == span
-    want = expected(steps / 100, y, n, span, log_x)
+    want = expected(x, y, n, span, log_x)
+    assert b.bucket.tolist() == sorted(want) and set(b.run_id.tolist()) == {run_id}
     extremes = zip(b.y_min.tolist(), b.y_max.tolist(), b.count.tolist(), strict=True)
     got = dict(zip(b.bucket.tolist(), extremes, strict=True))
     assert got == {k: v[:3] for k, v in want.items()}
@@ -73,10 +81,9 @@ def test_bucket_min_max_and_envelope(stored, n, log_x):
 
 
 def test_all_points_kept_when_fewer_than_buckets(stored):
-    engine, run_id = stored
+    engine, _ = stored
     steps, y = series()
-    with engine.connect() as conn:
-        b = buckets.query(conn, [run_id], "step", "test_loss", 4000)
+    b = buckets.reduce(buckets.read(engine, "known", "step", "test_loss"), 4000)
     xs, ys = buckets.envelope(b)
     finite = np.isfinite(y)
     assert xs.tolist() == steps[finite].astype(float).tolist() and ys.tolist() == y[finite].tolist()
@@ -84,7 +91,19 @@ def test_all_points_kept_when_fewer_than_buckets(stored):
 
 def test_no_runs_or_no_points(stored):
     engine, run_id = stored
-    with engine.connect() as conn:
-        assert buckets.query(conn, [], "step", "test_loss", 10).x_range is None
-        assert buckets.query(conn, [run_id], "step", "grad_norm", 10).run_id.size == 0
+    points = buckets.read(engine, "known", "step", "test_loss")
+    assert buckets.reduce(points.of([]), 10).x_range is None
+    assert buckets.reduce(points.of([run_id + 1]), 10).run_id.size == 0
+    unmeasured = buckets.reduce(buckets.read(engine, "known", "step", "grad_norm"), 10)
+    assert unmeasured.run_id.size == 0 and unmeasured.x_range == (0.0, N_POINTS)
     assert buckets.envelope(buckets.Buckets.empty(10))[0].size == 0
+
+
+def test_only_the_chosen_runs_are_read(stored):
+    engine, run_id = stored
+    trial = trial_configs([0.2], [1], [0])[0]
+    other = create_study(engine, "other", [trial])[trial.trial_id]
+    writer.write_points(engine, other, [{"step": 5, "epoch": 50.0, "test_loss": 1.0}])
+    assert buckets.read(engine, "other", "epoch", "test_loss").run_id.tolist() == [other]
+    mine = buckets.read(engine, "known", "epoch", "test_loss", [run_id])
+    assert len(mine.run_id) == N_POINTS + 1 and buckets.x_range(mine) == (0.0, 10.0)

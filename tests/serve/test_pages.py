@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import re
+from html import escape as html_escape
 from urllib.parse import quote
 
 import pytest
 from markupsafe import escape
 
+from db.engine import open_db
 from db.queries import runs_frame
-from tests.serve.conftest import EVIL, EVIL_TEXT, STUDY
+from sweeper.report.spec_toml import full_toml, set_fields_toml
+from sweeper.serve import create_app
+from tests.helpers import make_spec
+from tests.serve.conftest import EVIL, EVIL_TEXT, STUDY, TestClient
+from tests.serve.synthetic import create_study, trial_configs
 
 
 def page(client, path: str, status: int = 200) -> str:
@@ -39,19 +45,31 @@ def test_study_page(client):
                              '<script src="/static/study.js">']
 
 
+def test_study_page_shows_the_spec_as_toml(sqlite_url):
+    """As the report shows it: the fields the study sets (TOML that launches the same study), then every field."""
+    engine = open_db(sqlite_url, create=True)
+    spec = make_spec(name="tomlish", sweep={"batch_size": [8], "lr": [0.1, 0.2]}).model_dump(mode="json")
+    create_study(engine, "tomlish", trial_configs([0.1], [1], [0]), spec=spec)
+    html = page(TestClient(create_app(engine)), "/studies/tomlish")
+    set_fields = set_fields_toml(spec)
+    assert set_fields and "lr = [0.1, 0.2]" in set_fields and html_escape(set_fields) in html
+    assert "Every field, defaults included" in html and html_escape(full_toml(spec)) in html
+    engine.dispose()
+
+
 def test_run_page_shows_config_status_and_error(client, engine):
     runs = runs_frame(engine, STUDY)
     failed = runs[runs.status == "failed"].iloc[0]
     html = page(client, f"/runs/{int(failed.run_id)}")
     assert 'class="badge failed"' in html and "RuntimeError: boom" in html
-    assert f"&#34;trial_id&#34;: &#34;{failed.trial_id}&#34;" in html  # the config as JSON text
+    assert f"trial_id = &#34;{failed.trial_id}&#34;" in html  # the config as TOML
     assert f'href="/studies/{STUDY}"' in html
 
 
 def test_everything_is_escaped(client, engine):
     html = page(client, f"/studies/{quote(EVIL, safe='')}")
     assert EVIL not in html and escape(EVIL) in html
-    assert "<script>alert" not in html and "&lt;/script&gt;&lt;script&gt;alert(" in html  # the spec's note, as JSON
+    assert "<script>alert" not in html and "&lt;/script&gt;&lt;script&gt;alert(" in html  # the spec's note
     evil_run = int(runs_frame(engine, EVIL).run_id.iloc[0])
     html = page(client, f"/runs/{evil_run}")
     assert "<script>alert" not in html and "&lt;/script&gt;&lt;script&gt;alert(" in html  # config and trial id

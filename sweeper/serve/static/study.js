@@ -1,5 +1,5 @@
 // A study page: summary polled every POLL_MS; runs, plots, diagnostics and verdicts reloaded when its version
-// (points, run counts, verdicts, last write) changes or a control changes.
+// (the server's stamp of the study: any run, point, diagnostic or verdict written) changes or a control changes.
 "use strict";
 
 const STUDY = document.body.dataset.study;
