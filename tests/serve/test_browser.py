@@ -12,14 +12,11 @@ tests/conftest.py: skipped locally without it, failed when ``CI`` is set), serve
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
-import uvicorn
 from matplotlib.image import imread
 from sqlalchemy.orm import Session
 from starlette.responses import JSONResponse
@@ -30,27 +27,11 @@ from db.engine import open_db
 from sweeper.serve import create_app
 from tests.browser import Browser, browse
 from tests.serve.conftest import DIAGNOSED, EVIL_TEXT, STUDY
+from tests.serve.server import serving
 from tests.serve.synthetic import LiveWriter, create_study, trial_configs, write_run
 
 UNDIAGNOSED = (0.1, 1.0, 0)
 """(lr, κ, seed) of a run of ``serve-study`` without diagnostics."""
-
-
-@contextmanager
-def serving(app: ASGIApp) -> Iterator[str]:
-    """``app`` served by uvicorn on a free loopback port in a thread; yields its base URL."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if server.started:
-            break
-        threading.Event().wait(0.05)
-    try:
-        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.fixture

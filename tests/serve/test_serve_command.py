@@ -20,6 +20,7 @@ from cli import serve_commands
 from sweeper.serve import create_app
 from tests.helpers import REPO_ROOT
 from tests.serve.conftest import STUDY
+from tests.serve.server import serving
 
 # cli/main.py registers the command; these tests build their own app from serve_commands.register.
 APP = ("import sys, typer; from cli import serve_commands; app = typer.Typer(); serve_commands.register(app); "
@@ -87,6 +88,21 @@ def test_a_loopback_bind_answers_its_own_address_and_no_other_name(engine, host,
     assert client.get("/api/studies").status_code == 200
     assert client.get("/api/studies", headers={"host": "evil.example"}).status_code == 400
     assert serve_commands.allowed_hosts(host, "s3cret-token-0123456789") is None  # the token guards every request
+
+
+def test_an_ipv6_loopback_bind_serves_its_address(engine):
+    try:
+        sock = serve_commands.listening_socket("::1", 0)
+    except typer.Exit:
+        pytest.skip("this machine has no IPv6 loopback")
+    with serving(create_app(engine, allowed_hosts=serve_commands.allowed_hosts("::1", None)), sock) as base:
+        assert base.startswith("http://[::1]:")
+        with urllib.request.urlopen(f"{base}/api/studies", timeout=10) as response:
+            assert STUDY in {s["name"] for s in json.loads(response.read())["studies"]}
+        request = urllib.request.Request(f"{base}/api/studies", headers={"Host": "evil.example"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 400
 
 
 def test_a_port_in_use_is_one_line_and_exit_2(db_file, engine):
