@@ -5,6 +5,7 @@ controls; the live parts are drawn by ``static/*.js`` from the ``/api`` routes."
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import jinja2
 from markupsafe import Markup
@@ -20,6 +21,7 @@ from sweeper.report.spec_toml import full_toml
 from sweeper.serve import overview
 from sweeper.serve.api import engine_of, run_id_of
 from sweeper.serve.params import AXES, METRICS
+from sweeper.serve.trajectories import number_text, value
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(env=jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
@@ -42,7 +44,12 @@ def run(request: Request) -> HTMLResponse:
     found = overview.run(engine_of(request), run_id_of(request))
     return templates.TemplateResponse(request, "run.html", {
         "title": f"run {found['run_id']}", "run": found, "config": full_toml(found.get("config") or {}),
-        "metrics": METRICS, "axes": AXES})
+        "metrics": METRICS, "axes": AXES, "hparams": hparams(found)})
+
+
+def hparams(run: dict[str, Any]) -> list[tuple[str, str]]:
+    """(name, value as text) of the run's hyperparameters that are set."""
+    return [(k, number_text(run[k])) for k in RUN_HPARAMS if value(run[k]) is not None]
 
 
 def error(request: Request, status: int, message: str) -> HTMLResponse:

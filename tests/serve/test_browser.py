@@ -88,6 +88,8 @@ def test_a_filter_without_the_diagnosed_runs_removes_their_panels(chromium, engi
         # G/N, noise scale, λ_max and Lévy z of the two diagnosed runs, the Lévy table and a covariance spectrum
         page.wait_for("document.querySelectorAll('#diagnostics .plot').length === 4")
         page.wait_for("document.querySelector('#levy-table td') && !document.getElementById('covariance').hidden")
+        error = page.evaluate("[...document.querySelectorAll('#runs tr.status-failed td')].map(td => td.title)")
+        assert f"RuntimeError: boom {EVIL_TEXT}" in error  # the runs table's error cell holds the whole message
         page.evaluate(f"document.getElementById('where').value = 'run_id = {run_ids[UNDIAGNOSED]}';"
                       "document.getElementById('filter').requestSubmit()")
         page.wait_for("document.getElementById('run-count').textContent === '1 runs'")

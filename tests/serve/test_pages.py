@@ -62,6 +62,8 @@ def test_run_page_shows_config_status_and_error(client, engine):
     failed = runs[runs.status == "failed"].iloc[0]
     html = page(client, f"/runs/{int(failed.run_id)}")
     assert 'class="badge failed"' in html and "RuntimeError: boom" in html
+    assert "lr <strong>0.2</strong>" in html and "kappa <strong>2</strong>" in html  # the hyperparameters set
+    assert "beta1" not in html.split('class="hparams"')[1].split("</span>")[0]  # not those unset (SGD)
     assert f"trial_id = &#34;{failed.trial_id}&#34;" in html  # the config as TOML
     assert f'href="/studies/{STUDY}"' in html
 

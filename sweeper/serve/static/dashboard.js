@@ -48,8 +48,8 @@ function showError(id, message) {
   box.hidden = !message;
 }
 
-// A table of rows; columns: [{key, label, format(value, row), link(row) -> href | null, badge}]; onSort(key) makes
-// headers clickable.
+// A table of rows; columns: [{key, label, format(value, row), link(row) -> href | null, badge, tooltip (the whole
+// value on hover)}]; onSort(key) makes headers clickable.
 function renderTable(container, columns, rows, opts) {
   opts = opts || {};
   const head = el("tr", {}, ...columns.map(c => {
@@ -62,7 +62,9 @@ function renderTable(container, columns, rows, opts) {
     const value = c.format ? c.format(row[c.key], row) : fmt(row[c.key]);
     const href = c.link ? c.link(row) : null;
     const content = href ? el("a", {href, text: value}) : c.badge ? el("span", {class: `badge ${value}`, text: value}) : value;
-    return el("td", {class: typeof row[c.key] === "number" ? "num" : ""}, content);
+    const td = el("td", {class: typeof row[c.key] === "number" ? "num" : ""}, content);
+    if (c.tooltip && row[c.key] !== null && row[c.key] !== undefined) td.title = String(row[c.key]);
+    return td;
   })));
   container.replaceChildren(el("table", {}, el("thead", {}, head), el("tbody", {}, ...body)));
 }
@@ -94,6 +96,13 @@ function plotlyTraces(traces, opts) {
   return out;
 }
 
+// Decades spanned by the positive y values of the traces (0 when fewer than two).
+function decades(data) {
+  let lo = Infinity, hi = -Infinity;
+  for (const t of data) for (const y of t.y || []) if (y > 0) { lo = Math.min(lo, y); hi = Math.max(hi, y); }
+  return hi > lo ? Math.log10(hi / lo) : 0;
+}
+
 function drawPlot(div, data, layout) {
   const base = {margin: {l: 60, r: 20, t: 30, b: 45}, height: 380, hovermode: "closest",
                 legend: {font: {size: 10}}, paper_bgcolor: "white", plot_bgcolor: "white",
@@ -102,6 +111,7 @@ function drawPlot(div, data, layout) {
   merged.xaxis = Object.assign({}, base.xaxis, (layout || {}).xaxis || {});
   if (merged.xaxis.type !== "log") merged.xaxis.tickformat = "~g";  // 9.6, not 9.5999999 on a narrow range
   merged.yaxis = Object.assign({}, base.yaxis, (layout || {}).yaxis || {});
+  if (merged.yaxis.type === "log" && decades(data) >= 1) merged.yaxis.dtick = 1;  // 0.01, 0.1, 1: not "5", "2"
   if (merged.title && typeof merged.title === "string") {
     merged.title = {text: esc(merged.title), font: {size: 13}, x: 0.01, xanchor: "left"};  // clear of the mode bar
   }
@@ -189,6 +199,7 @@ function drawDiagnostics(view, axisType) {
     if (rows.length) {
       const cols = Object.keys(rows[0]).map(key => ({key, link: key === "run_id" ? r => `/runs/${r.run_id}` : null}));
       renderTable(table, cols, rows);
+      table.prepend(el("h3", {text: "Lévy-area statistics at each run's last measurement"}));
     } else {
       table.replaceChildren();
     }

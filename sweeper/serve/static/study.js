@@ -5,7 +5,27 @@
 const STUDY = document.body.dataset.study;
 const BASE = `/api/studies/${encodeURIComponent(STUDY)}`;
 const state = {where: "", sort: "", desc: false, version: null, pointsSeen: []};
-const HIDDEN = new Set(["study_id", "host", "node_id", "device", "started_at", "config"]);
+const HIDDEN = new Set(["study_id", "trial_index", "host", "node_id", "device", "started_at", "config"]);
+const HPARAMS = ["optimizer", "model", "dataset", "batch_size", "lr", "weight_decay", "svag_l", "momentum", "beta1",
+                 "beta2", "eps", "scaling_rule", "kappa"];
+// Final values of the time axes and schedules: they repeat the last step and the hyperparameters.
+const FINAL_CLOCKS = ["final_effective_step", "final_epoch", "final_sde_time", "final_lr", "final_weight_decay"];
+const IF_VARYING = new Set([...HPARAMS, "attempts", ...FINAL_CLOCKS]);  // shown only where they tell runs apart
+const ERROR_CHARS = 80;
+
+// Runs table columns: identity and the hyperparameters that vary, then final metrics, then progress, the error last.
+function runColumns(data) {
+  const group = c => c === "error" ? 4 : FINAL_CLOCKS.includes(c) ? 2 : c.startsWith("final_") ? 1
+    : ["run_id", "trial_id", "status", "seed", ...HPARAMS].includes(c) ? 0 : 3;
+  const shown = data.columns.filter(c => !HIDDEN.has(c) && data.rows.some(r => r[c] !== null)
+    && (!IF_VARYING.has(c) || data.rows.length < 2 || new Set(data.rows.map(r => r[c])).size > 1));
+  shown.sort((a, b) => group(a) - group(b));  // stable: the server's order within a group
+  return shown.map(key => ({key, link: key === "run_id" ? r => `/runs/${r.run_id}` : null, badge: key === "status",
+    tooltip: key === "error",
+    format: key === "error" ? v => { const line = (v || "").split("\n")[0];
+                                     return line.length > ERROR_CHARS ? `${line.slice(0, ERROR_CHARS)}…` : line; }
+      : undefined}));
+}
 
 function plotParams() {
   const v = formValues(document.getElementById("plot-controls"));
@@ -38,11 +58,7 @@ async function refreshRuns() {
   try {
     const data = await api(`${BASE}/runs?${q}`);
     showError("where-error", "");
-    const varying = data.columns.filter(c => !HIDDEN.has(c) && data.rows.some(r => r[c] !== null)
-      && (!["optimizer", "model", "dataset", "batch_size", "lr", "weight_decay", "svag_l", "momentum", "beta1",
-            "beta2", "eps", "scaling_rule", "kappa"].includes(c) || new Set(data.rows.map(r => r[c])).size > 1));
-    const columns = varying.map(key => ({key, link: key === "run_id" ? r => `/runs/${r.run_id}` : null,
-                                         badge: key === "status"}));
+    const columns = runColumns(data);
     document.getElementById("run-count").textContent = `${data.count} runs`;
     renderTable(document.getElementById("runs"), columns, data.rows, {sort: state.sort, desc: state.desc,
       onSort: key => { state.desc = state.sort === key ? !state.desc : false; state.sort = key; refreshRuns(); }});
@@ -62,8 +78,9 @@ async function refreshTrajectories() {
     yaxis: {title: {text: data.metric}, type: p.logy === "1" ? "log" : "linear"}});
   document.body.dataset.plotPoints = String(data.points_drawn);
   document.getElementById("plot-note").textContent =
-    `${data.n_runs} runs, ${data.traces.length} ${data.seeds === "band" ? "settings (mean ± sd over seeds)" : "lines"}, ` +
-    `${data.points_drawn} points drawn (${data.seeds === "band" ? "means" : "min and max"} of ${data.buckets} x buckets per run).`;
+    `${data.n_runs} runs as ${data.traces.length} ${data.seeds === "band" ? "settings (mean ± sd over seeds)" : "lines"}; ` +
+    `${data.points_drawn} points drawn: each run downsampled to ${data.buckets} slices of the x axis, ` +
+    `${data.seeds === "band" ? "the mean of each" : "the min and max of each (spikes kept)"}.`;
 }
 
 async function refreshScaling() {
