@@ -1,4 +1,5 @@
-"""Columnar reads: the numeric result of a SELECT as numpy arrays, one per column.
+"""Columnar reads: the numeric result of a SELECT as numpy arrays, one per column; a study's points
+(:func:`read_points`) from the blocks of its sealed runs (:mod:`db.blocks`) and the rows of the others.
 
 PostgreSQL: the rows are fetched by the ADBC driver (``adbc-driver-postgresql``, binary COPY) as Arrow columns, with
 no Python object per row, over a connection of its own: a read sees what is committed (a caller's uncommitted

@@ -1,7 +1,9 @@
 """The results schema: SQLAlchemy 2.0 typed declarative models.
 
 ``studies`` 1─n ``runs`` 1─n ``points`` (one row per logged step) and ``diagnostics`` (one row per step and kind);
-``studies`` 1─n ``verdicts``. Deleting a study deletes its runs, points, diagnostics and verdicts (ON DELETE CASCADE).
+``studies`` 1─n ``verdicts``; a run whose status is sealed (completed, diverged) has its points also as one block in
+``point_blocks`` (a derived copy that reads fast: :mod:`db.blocks`). Deleting a study deletes its runs, points,
+blocks, diagnostics and verdicts (ON DELETE CASCADE).
 Every float column is a :class:`~db.types.PortableFloat` (NaN/±inf round-trip; NULL means "not measured"), every
 JSON column a :class:`~db.types.PortableJSON`. Status-like columns are strings with CHECK constraints, not native
 enums, so adding a value is a one-line migration on both engines.

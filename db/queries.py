@@ -7,8 +7,9 @@ run's hyperparameters next to the measurements, so a check can ``groupby(["batch
 Float columns are float64, where NULL ("not measured") and NaN (e.g. a diverged loss) both read as NaN; pass
 ``keep_null=True`` to get pandas ``Float64`` columns instead, where NULL is ``<NA>`` and NaN stays NaN.
 
-Points are read column-wise (:mod:`db.columnar`; :func:`point_columns` reads only the columns asked for): on
-PostgreSQL over an ADBC connection of their own, which sees committed rows only, not a caller's open transaction.
+Points are read column-wise (:func:`db.columnar.read_points`; :func:`point_columns` reads only the columns asked
+for): a completed or diverged run's from its block (:mod:`db.blocks`, no Python object per value), the others' rows
+on PostgreSQL over an ADBC connection of their own, which sees committed rows only, not a caller's open transaction.
 The statements of the study list, the runs with their final metrics and a run's lookup are :mod:`db.rows`' (plain
 rows without pandas, for the CLI); the functions here put them in DataFrames.
 
