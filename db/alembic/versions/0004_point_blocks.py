@@ -7,8 +7,9 @@ Create Date: 2026-11-30
 One row per run whose status is sealed (completed, diverged): its points as one LZ4-compressed Arrow IPC stream, a
 derived copy of its rows of ``points`` that reads without a Python object per value (``db.blocks``). The upgrade
 builds the blocks of the runs already sealed (1,000 runs × 1,000 points: 3.4 CPU s) with ``db.blocks`` of the code
-that runs it, so a later migration that changes the point columns must rebuild them itself (and this one then
-builds blocks that the later one replaces); the downgrade drops the table (the rows hold everything).
+that runs it: a later revision that changes the point columns must turn this backfill off (it would read columns not
+there yet at 0004) and rebuild the blocks itself (``db.blocks.seal_all``). Reads stay right meanwhile: a run without
+a block is read from its rows. The downgrade drops the table (the rows hold everything).
 """
 
 from __future__ import annotations
