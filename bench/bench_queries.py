@@ -21,7 +21,7 @@ Parquet with pandas):
 
 Building the study prints the CPU its writes took, and how much of it went into sealing the runs.
 
-    python bench/bench_queries.py                  # 1,000 runs × 1,000 points (building it takes a few minutes once)
+    python bench/bench_queries.py                  # 1,000 runs × 1,000 points (built once: about half a minute)
     python bench/bench_queries.py --runs 100       # a quick look
 """
 

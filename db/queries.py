@@ -179,8 +179,8 @@ def points_frame(
         if run_ids is not None:
             runs_stmt = runs_stmt.where(Run.id.in_([int(r) for r in run_ids]))
         runs = _frame(conn, runs_stmt, keep_null)
-        points = _point_columns(conn, study_id, [RENAMED_POINT_COLUMNS.get(m, m) for m in chosen], run_ids,
-                                keep_null)
+        points = _point_columns(conn, study_id, [RENAMED_POINT_COLUMNS.get(m, m) for m in chosen],
+                                runs["run_id"].tolist(), keep_null)  # the runs read (PostgreSQL: another read)
     at = np.searchsorted(runs["run_id"].to_numpy(), points["run_id"].to_numpy())
     return pd.concat([runs.take(at).reset_index(drop=True), points.drop(columns="run_id")], axis=1)
 

@@ -174,3 +174,28 @@ def test_a_study_read_while_written_is_one_state(db_url: str, monkeypatch: pytes
     else:
         assert during["run_id"].tolist() == [r0] * 6 + [r1] * 6 + [r2] * 8
         pd.testing.assert_frame_equal(during.head(12), before.head(12))
+
+
+def test_points_frame_joins_only_the_runs_it_read(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run added (with points) after points_frame read the runs is not in its points either: on PostgreSQL the
+    points are another read, and a point of an unknown run would be joined to the wrong run's row."""
+    engine = open_db(db_url, create=True)
+    with Session(engine) as session, session.begin():
+        study_id = writer.ensure_study(session, "grow", {"name": "grow"}).id
+        (r0,) = writer.ensure_runs(session, study_id, [trial_config(0)]).values()
+    writer.write_points(engine, r0, _points(3))
+    real = queries._frame
+
+    def then_a_run_is_added(*args: Any, **kwargs: Any) -> Any:
+        out = real(*args, **kwargs)
+        other = open_db(db_url)
+        with Session(other) as session, session.begin():
+            (r1,) = writer.ensure_runs(session, study_id, [trial_config(1)]).values()
+        writer.write_points(other, r1, _points(2))
+        other.dispose()
+        return out
+
+    monkeypatch.setattr(queries, "_frame", then_a_run_is_added)
+    frame = queries.points_frame(engine, "grow")
+    engine.dispose()
+    assert frame["run_id"].tolist() == [r0] * 3 and frame["trial_id"].tolist() == ["trial-000"] * 3
