@@ -6,7 +6,7 @@ import mnist1d.data
 import pytest
 import torch
 
-from sweeper.data import build_dataset, cache_key
+from sweeper.data import build_dataset, cache_key, disk_cache
 from sweeper.data.cache import DATASETS, SIZE_ENV
 from sweeper.reporter import ListReporter
 from sweeper.testing.fake_cifar import write_fake_cifar
@@ -18,8 +18,9 @@ CNN = {"name": "cnn", "width": 4, "depth": 1}
 
 
 @pytest.fixture(autouse=True)
-def empty_cache(monkeypatch):
+def empty_cache(monkeypatch, tmp_path):
     monkeypatch.delenv(SIZE_ENV, raising=False)
+    monkeypatch.setenv(disk_cache.DIR_ENV, str(tmp_path / "files"))  # and an empty file cache: builds are counted
     DATASETS.clear()
     yield
     DATASETS.clear()
