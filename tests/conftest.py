@@ -5,6 +5,7 @@
   ``SWEEPER_TEST_PG_URL`` (a role with CREATEDB; ``eval "$(.ci/postgres.sh)"`` starts a server and sets it) and
   dropped afterwards. Unset: the test is skipped locally, but fails when ``CI`` is set, so CI cannot skip silently.
 * ``db_url`` — parametrized over both engines (the PostgreSQL case is marked ``postgres``).
+* ``data_file_cache`` (automatic) — an empty file cache of generated data sets for the whole session.
 * ``chromium`` — the headless Chromium of the browser tests (tests/browser.py); skipped locally without it, but
   fails when ``CI`` is set.
 """
@@ -21,6 +22,15 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 PG_ENV = "SWEEPER_TEST_PG_URL"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def data_file_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The suite's own file cache of generated data sets (``sweeper.data.disk_cache``), empty at the start, so that
+    tests neither read nor fill the user's ``~/.cache/sweeper``; Ray workers the tests start inherit it."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SWEEPER_CACHE_DIR", str(tmp_path_factory.mktemp("data-cache")))
+        yield
 
 
 @pytest.fixture(scope="session")
