@@ -72,8 +72,9 @@ def run_id_of(request: Request) -> int:
     return int(raw)
 
 
-class Study(NamedTuple):
-    """The study a request is about, at its current stamp: ``table(where)`` and ``runs()`` are memoized."""
+class StudyNow(NamedTuple):
+    """The study a request is about, as it is now (at its stamp): what is read from it is memoized per stamp
+    (``cache.StudyCache``) and shared between requests, so it must not be changed."""
 
     engine: Engine
     cache: StudyCache
@@ -100,12 +101,12 @@ class Study(NamedTuple):
         return self.cache.series(self.id, self.stamp, axis, metric)
 
 
-def study_of(request: Request) -> Study:
+def study_of(request: Request) -> StudyNow:
     cache, name = cache_of(request), request.path_params["name"]
-    return Study(engine_of(request), cache, name, *cache.stamp(name))
+    return StudyNow(engine_of(request), cache, name, *cache.stamp(name))
 
 
-def memo_json(request: Request, compute: Callable[[Study], Any]) -> Response:
+def memo_json(request: Request, compute: Callable[[StudyNow], Any]) -> Response:
     """The JSON of ``compute(study)`` for this route and query, computed once per study stamp."""
     study_ = study_of(request)
     key = (request.url.path, tuple(sorted(request.query_params.multi_items())))
@@ -125,7 +126,7 @@ def study(request: Request) -> Json:
 def runs(request: Request) -> Response:
     q = request.query_params
 
-    def compute(s: Study) -> dict[str, Any]:
+    def compute(s: StudyNow) -> dict[str, Any]:
         frame = overview.sort_runs(s.table(q.get("where") or None), q.get("sort") or None, flag(q, "desc"))
         return {"columns": list(frame.columns), "count": len(frame), "rows": overview.records(frame)}
 
@@ -139,7 +140,7 @@ def _plot_query(request: Request, runs_: pd.DataFrame) -> PlotQuery:
 def study_trajectories(request: Request) -> Response:
     where = request.query_params.get("where") or None
 
-    def compute(s: Study) -> dict[str, Any]:
+    def compute(s: StudyNow) -> dict[str, Any]:
         runs_ = s.selected(where)
         q = _plot_query(request, runs_)
         series = s.series(q.axis, q.metric)
@@ -158,7 +159,7 @@ def study_scaling(request: Request) -> Response:
 
 
 def study_diagnostics(request: Request) -> Response:
-    def compute(s: Study) -> dict[str, Any]:
+    def compute(s: StudyNow) -> dict[str, Any]:
         runs_ = s.selected(request.query_params.get("where") or None)
         q = _plot_query(request, runs_)
         return diagnostics.study_view(s.engine, s.name, runs_, q.axis, q.colour)
@@ -170,7 +171,7 @@ def study_covariance(request: Request) -> Response:
     run_id = run_id_of(request)
     x = choice(request.query_params, "x", AXES, "step")
 
-    def compute(s: Study) -> dict[str, Any]:
+    def compute(s: StudyNow) -> dict[str, Any]:
         if run_id not in set(s.runs().run_id.astype(int)):
             raise UnknownRun(f"no run with id {run_id} in study {s.name!r}")
         return diagnostics.spectra(s.engine, run_id, x)

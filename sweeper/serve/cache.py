@@ -8,8 +8,8 @@ count and its verdicts. It reads the study's run rows and one index seek per run
 
 :class:`Memo` keeps values with the stamp they were computed at; a lookup with another stamp computes afresh (the
 stamp is read before the data, so a value is never older than its stamp). :class:`StudyCache` holds the app's
-memos: ``views`` (JSON-ready results, small) and ``points`` (a study's x/metric columns, ~24 MB per million
-points, so only a few are kept).
+memos: ``views`` (JSON bodies and run tables: up to ~1 MB each for 1,000 runs) and ``points`` (a study's x/metric
+columns, ~24 MB per million points, so only a few are kept).
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ class Memo:
 class StudyCache:
     """The memos of one dashboard app over ``engine``."""
 
-    def __init__(self, engine: Engine, views: int = 256, points: int = 4):
+    def __init__(self, engine: Engine, views: int = 64, points: int = 4):
         self.engine = engine
         self.views, self.points = Memo(views), Memo(points)
 
