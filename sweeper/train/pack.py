@@ -115,9 +115,10 @@ def auto_pack_size(config: TrialConfig, n_params: int, activations: int) -> int:
 
     ``n_params``: trainable parameters of one member; ``activations``: floats of one member's forward pass per
     example (the sum of its layer widths). A member's step costs about 6·B·n_params FLOPs. On a CPU, packing pays
-    while that is small enough for the step to be bound by per-call overhead rather than arithmetic (measured on
-    2 cores: linear regression ×10–13 at K = 16–64, a 40-64-64-10 MLP at B = 32 ×5.3, 40-256-256-10 at B = 128
-    ×0.8), so trials below CPU_STEP_FLOPS pack up to MAX_PACK_CPU. On CUDA one small model leaves the device idle;
+    while that is small enough for the step to be bound by per-call overhead rather than arithmetic (CPU per trial,
+    one core, packed vs one by one: linear regression ×18 at K = 16, ×51 at K = 64; MNIST-1D MLPs at K = 16:
+    40-64-64-10 at B = 32 ×5.0, 40-256-256-10 at B = 32 ×1.5 and at B = 128 ×1.0, 40-512-512-10 at B = 128 ×0.9),
+    so trials below CPU_STEP_FLOPS pack up to MAX_PACK_CPU. On CUDA one small model leaves the device idle;
     K is bounded by memory: parameters, gradients and two optimizer states, plus 3 activations per example of
     each SVAG batch, for K members within CUDA_MEMORY_SHARE of the free memory (at most MAX_PACK_CUDA).
     """
