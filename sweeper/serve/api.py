@@ -21,7 +21,7 @@ from db.errors import UnknownRun
 from db.models import RUN_HPARAMS
 from db.queries import runs_frame
 from sweeper.serve import buckets, diagnostics, overview, scaling, trajectories, verdicts
-from sweeper.serve.cache import StudyCache
+from sweeper.serve.cache import Stamp, StudyCache
 from sweeper.serve.params import (
     AXES,
     DEFAULT_WIDTH,
@@ -80,7 +80,7 @@ class StudyNow(NamedTuple):
     cache: StudyCache
     name: str
     id: int
-    stamp: str
+    stamp: Stamp
 
     def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
         return self.cache.view(self.id, self.stamp, key, compute)
@@ -91,7 +91,7 @@ class StudyNow(NamedTuple):
 
     def table(self, where: str | None) -> pd.DataFrame:
         """The runs table (``overview.runs_table``) filtered by ``where``, unsorted."""
-        return self.memo(("table", where), lambda: overview.runs_table(self.engine, self.id, where))
+        return self.cache.table(self.id, self.stamp, where)
 
     def selected(self, where: str | None) -> pd.DataFrame:
         """The runs matching ``where`` (all when None), with their hyperparameters."""
@@ -119,8 +119,7 @@ def list_studies(request: Request) -> Json:
 
 def study(request: Request) -> Json:
     s = study_of(request)
-    n_points = s.memo("n_points", lambda: overview.point_count(s.engine, s.id))
-    return Json(overview.study(s.engine, s.id, s.stamp, n_points))
+    return Json(overview.study(s.engine, s.id, s.stamp.text, s.cache.point_count(s.id, s.stamp)))
 
 
 def runs(request: Request) -> Response:

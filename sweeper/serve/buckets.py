@@ -29,8 +29,8 @@ EDGE = 1 - 1e-9
 
 @dataclass(frozen=True)
 class Series:
-    """Points of some runs, sorted by run then step. Arrays of shape (points,): ``run_id`` (int64), ``x`` and
-    ``y`` (float64; NULL and NaN both NaN)."""
+    """Points of some runs, sorted by run then step (so each run's points are one slice). Arrays of shape
+    (points,): ``run_id`` (int64), ``x`` and ``y`` (float64; NULL and NaN both NaN)."""
 
     run_id: np.ndarray
     x: np.ndarray
@@ -38,12 +38,19 @@ class Series:
 
     def of(self, run_ids: Sequence[int]) -> Series:
         """The points of ``run_ids`` only."""
-        keep = np.isin(self.run_id, np.asarray(run_ids, dtype=np.int64))
+        ids = np.unique(np.asarray(run_ids, dtype=np.int64))
+        keep = np.zeros(len(self.run_id), dtype=bool)
+        for start, end in zip(np.searchsorted(self.run_id, ids, "left"), np.searchsorted(self.run_id, ids, "right"),
+                              strict=True):
+            keep[start:end] = True
         return Series(self.run_id[keep], self.x[keep], self.y[keep])
 
-    @property
-    def nbytes(self) -> int:
-        return self.run_id.nbytes + self.x.nbytes + self.y.nbytes
+    def merge(self, other: Series) -> Series:
+        """This series and ``other`` (points of other runs) as one, sorted by run (each run's points in order)."""
+        run_id = np.concatenate([self.run_id, other.run_id])
+        order = np.argsort(run_id, kind="stable")
+        return Series(run_id[order], np.concatenate([self.x, other.x])[order],
+                      np.concatenate([self.y, other.y])[order])
 
 
 def read(bind: Bind, study: StudyRef, axis: str, metric: str, run_ids: Sequence[int] | None = None) -> Series:

@@ -66,10 +66,14 @@ def _point_counts(conn: Connection, study_id: int | None = None) -> dict[int, in
     return dict(conn.execute(stmt.group_by(Run.study_id)).all())
 
 
-def point_count(engine: Engine, study_id: int) -> int:
-    """Points stored for the study."""
+def run_point_counts(engine: Engine, study_id: int, run_ids: list[int] | None = None) -> dict[int, int]:
+    """Points stored per run of the study (only ``run_ids`` when given; runs without points are left out)."""
+    runs = sa.select(Run.id).where(Run.study_id == study_id)
+    if run_ids is not None:
+        runs = runs.where(Run.id.in_(run_ids))
+    stmt = sa.select(Point.run_id, sa.func.count()).where(Point.run_id.in_(runs)).group_by(Point.run_id)
     with engine.connect() as conn:
-        return _point_counts(conn, study_id).get(study_id, 0)
+        return {int(r): int(n) for r, n in conn.execute(stmt).all()}
 
 
 def studies(engine: Engine, study_id: int | None = None, n_points: int | None = None) -> list[dict[str, Any]]:

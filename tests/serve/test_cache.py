@@ -1,5 +1,6 @@
 """The per-study cache: a study's stamp changes with every write the dashboard shows (and only then), a memo
-computes once per stamp, and while a thread writes the study every answer is as fresh as a new app's."""
+computes once per stamp, only the runs that changed are read again, and while a thread writes the study every
+answer is as fresh as a new app's."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from db import writer
 from db.engine import open_db
 from db.models import Study
 from sweeper.checks.base import Verdict, store
-from sweeper.serve import create_app
+from sweeper.serve import buckets, create_app, overview
 from sweeper.serve.cache import Memo, StudyCache
 from tests.serve.synthetic import LiveWriter, create_study, trial_configs, write_diagnostics, write_run
 
@@ -58,10 +59,10 @@ def test_the_stamp_changes_with_each_write_and_only_then(sqlite_url):
     other_run = create_study(engine, "elsewhere", [other_trial])[other_trial.trial_id]
     cache = StudyCache(engine)
     run_id = ids[trials[0].trial_id]
-    seen = [cache.stamp("stamped")[1]]
+    seen = [cache.stamp("stamped")[1].text]
 
     def changed() -> bool:
-        seen.append(cache.stamp("stamped")[1])
+        seen.append(cache.stamp("stamped")[1].text)
         return seen[-1] != seen[-2]
 
     assert not changed()
@@ -119,4 +120,31 @@ def test_answers_while_written_are_as_fresh_as_a_new_apps(db_url):
     for route in ROUTES:  # polls of the unchanged study: nothing computed again
         client.get(route)
     assert app.state.cache.views.computed == computed
+    engine.dispose()
+
+
+def test_only_the_runs_that_changed_are_read_again(sqlite_url, monkeypatch):
+    engine = open_db(sqlite_url, create=True)
+    trials = trial_configs([0.05], [1, 2], [0, 1])
+    ids = create_study(engine, "some", trials)
+    for i, trial in enumerate(trials):
+        write_run(engine, ids[trial.trial_id], trial, np.arange(5) * 10, status="completed" if i else "running")
+    routes = [r.replace("/live", "/some") for r in ROUTES]
+    client = TestClient(create_app(engine))
+    for route in routes:
+        client.get(route)
+    reporting = ids[trials[0].trial_id]
+    write_run(engine, reporting, trials[0], np.array([50, 60]))  # one run reports two points
+    read_runs: list[list[int]] = []
+    tables: list[str | None] = []
+    read, table = buckets.read, overview.runs_table
+    monkeypatch.setattr(buckets, "read", lambda *a: read_runs.append(list(a[4])) or read(*a))
+    monkeypatch.setattr(overview, "runs_table", lambda *a: tables.append(a[2]) or table(*a))
+    answers = [client.get(route).content for route in routes]
+    monkeypatch.undo()
+    assert read_runs and all(r == [reporting] for r in read_runs)
+    assert tables and all(w is not None and w.endswith(f"run_id in ({reporting})") for w in tables)
+    fresh = TestClient(create_app(engine))
+    assert answers[1:] == [fresh.get(route).content for route in routes[1:]]
+    assert client.get(routes[0]).json()["n_points"] == 4 * 5 + 2
     engine.dispose()
