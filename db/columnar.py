@@ -150,27 +150,31 @@ def snapshot(conn: Connection) -> Iterator[Connection]:
 def read_points(conn: Connection, runs: sa.Select[Any], columns: Sequence[str]) -> tuple[Columns, Columns]:
     """``run_id``, ``step`` and the ``points`` table ``columns`` of the runs whose ids ``runs`` selects, by run and
     step, as :func:`read_columns` returns them: a sealed run's from its block (:mod:`db.blocks`: no Python object
-    per value), the others' rows by :func:`read_columns`.
+    per value), the others' rows by :func:`read_columns` (not run at all when every run is sealed).
 
-    Each run is read whole from one state: its block, or its rows after the blocks were read (the runs sealed by
-    then are named, so a run sealed in between is read from its rows, not lost); on SQLite both reads are one
+    Each run is read whole from one state: its block, or its rows after the blocks were read (the runs without a
+    block then are named, so a run sealed in between is read from its rows, not lost); on SQLite both reads are one
     snapshot (:func:`snapshot`).
     """
     from db import blocks
 
     columns = list(dict.fromkeys(columns))
-    table, stored = Point.__table__.c, PointBlock.__table__.c
+    table, stored, ids = Point.__table__.c, PointBlock.__table__.c, Run.__table__.c.id
     with snapshot(conn):
-        found = conn.execute(sa.select(stored.run_id, stored.data).where(stored.run_id.in_(runs))
-                             .order_by(stored.run_id)).all()
-        if found:
-            runs = runs.where(Run.id.not_in([run_id for run_id, _ in found]))
+        listed = conn.execute(sa.select(ids, stored.data).outerjoin_from(Run, PointBlock, stored.run_id == ids)
+                              .where(ids.in_(runs)).order_by(ids)).all()
+        open_ids = [run_id for run_id, data in listed if data is None]
         stmt = (sa.select(table.run_id, table.step, *(table[c] for c in columns))
-                .where(table.run_id.in_(runs)).order_by(table.run_id, table.step))
-        values, nulls = read_columns(conn, stmt, key=("run_id", "step"))
-    if not found:
-        return values, nulls
-    return _merge({run_id: blocks.decode(data, columns) for run_id, data in found}, values, nulls, columns)
+                .where(table.run_id.in_(open_ids)).order_by(table.run_id, table.step))
+        values, nulls = read_columns(conn, stmt, key=("run_id", "step")) if open_ids else _no_rows(columns)
+    sealed = {run_id: blocks.decode(data, columns) for run_id, data in listed if data is not None}
+    return _merge(sealed, values, nulls, columns) if sealed else (values, nulls)
+
+
+def _no_rows(columns: Sequence[str]) -> tuple[Columns, Columns]:
+    """What :func:`read_columns` returns for no rows."""
+    return ({"run_id": np.zeros(0, np.int64), "step": np.zeros(0, np.int64)} | {c: np.zeros(0) for c in columns},
+            {c: np.zeros(0, bool) for c in columns})
 
 
 def _merge(sealed: dict[int, pa.RecordBatch], values: Columns, nulls: Columns,

@@ -122,6 +122,11 @@ def test_blocks_read_exactly_as_rows(engine: Engine, study: dict) -> None:
     pd.testing.assert_frame_equal(cols, _from_rows(engine, lambda c: queries.point_columns(
         c, "demo", some, run_ids=[r2, r1], keep_null=True)))
     assert cols["test_loss"].dtype == "Float64" and cols["step"].dtype == np.int64
+    for sealed in ([r0, r2], [r3]):  # every run sealed: no row read at all; a sealed run without points
+        cols = queries.point_columns(engine, "demo", some, run_ids=sealed)
+        pd.testing.assert_frame_equal(cols, _from_rows(engine, lambda c, s=sealed: queries.point_columns(
+            c, "demo", some, run_ids=s)))
+    assert cols.empty and cols.dtypes.tolist() == [np.int64, np.int64, float, float, float]
 
 
 def test_replaying_a_journal_leaves_blocks_that_agree_with_the_rows(engine: Engine, study: dict, tmp_path) -> None:
