@@ -1,23 +1,36 @@
-"""Sealed runs' points as one columnar block per run (table ``point_blocks``): a derived copy that reads fast.
+"""A run's points as columnar blocks (table ``point_blocks``): a derived copy that reads fast.
 
-``points`` (one row per logged step) stays the source of truth: every write goes there and SQL aggregates it. A run
-whose status is sealed (:data:`~db.models.SEALED_STATUSES`: completed, diverged — nothing reopens them) also keeps
-its points as one block: an Arrow IPC stream of one record batch holding every column of
+``points`` (one row per logged step) stays the source of truth: every write goes there and SQL aggregates it. Its
+rows are also kept as blocks: each an Arrow IPC stream of one record batch holding every column of
 :data:`~db.models.POINT_FIELDS` (``step`` int64, the metrics float64) in step order, NULL in the validity bitmap,
 NaN and ±inf as values, its buffers LZ4-compressed. Reading a block creates no Python object per value
-(:func:`decode`; :func:`db.columnar.read_points` reads sealed runs from blocks, the others from rows).
+(:func:`decode`; :func:`db.columnar.read_points` decodes a run's blocks and reads only its rows after them).
 
-Invariant, kept by :mod:`db.writer` in the transaction of each write that could break it: a run has a block exactly
-when its status is sealed, and the block holds exactly its rows. :func:`refresh` restores it for a run whose
-status was written, :func:`reseal` for a run that got new points; :func:`seal_all` builds every sealed run's block
-(migration ``0004``; a migration that changes the point columns must call it again, :func:`decode` refuses a block
-of another layout). A run without a block is read from its rows, so a missing block costs speed, never values.
+Invariant, kept by :mod:`db.writer` in the transaction of each write that could break it. Let S be the largest
+``last_step`` of a run's blocks:
+
+* the run's blocks hold exactly its rows with step ≤ S, each block the rows after the previous block's
+  ``last_step`` up to its own (so they are disjoint, contiguous, in step order); ``n_points`` counts a block's rows
+  and ``measured`` has bit i set when metric i (POINT_METRICS order) is non-NULL in some row of it;
+* a run whose status is sealed (:data:`~db.models.SEALED_STATUSES`: completed, diverged) has one block holding all
+  its rows (none when it has no rows);
+* any other run gets a block (a *chunk*) of its rows after S as soon as they number :data:`CHUNK_POINTS` or more,
+  in the transaction that wrote them, so fewer are left to read from rows; chunks are merged (the last two while
+  the earlier holds at most twice the later's rows), so a run of n points has about log2(n / CHUNK_POINTS) chunks.
+
+:func:`after_points` keeps it after rows were inserted: rows inserted at a step ≤ S (a journal replayed, a retry or
+a resumed trial writing steps out of order) drop every block of the run, and the blocks are built again from its
+rows in that transaction; :func:`after_status` after the run's status was written (sealing merges the chunks and
+the rows after them into one block; reopening a run keeps its blocks, which still hold its rows up to S).
+:func:`build_all` builds every run's blocks (migration ``0005``; a migration that changes the point columns must
+call it again, :func:`decode` refuses a block of another layout). A run without blocks is read from its rows, so a
+missing block costs speed, never values.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 import numpy as np
 import pyarrow as pa
@@ -27,10 +40,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from db.models import POINT_FIELDS, POINT_METRICS, SEALED_STATUSES, Point, PointBlock, Run
 
-if TYPE_CHECKING:
-    from collections.abc import Sequence
-
-__all__ = ["SCHEMA", "encode", "decode", "seal", "refresh", "reseal", "seal_all"]
+__all__ = ["SCHEMA", "CHUNK_POINTS", "first_step", "encode", "decode", "after_points", "after_status", "build_all"]
 
 SCHEMA = pa.schema([pa.field("step", pa.int64()),
                     *(pa.field(m, pa.float64()) for m in POINT_METRICS)])
@@ -38,22 +48,40 @@ SCHEMA = pa.schema([pa.field("step", pa.int64()),
 _WRITE = pa.ipc.IpcWriteOptions(compression="lz4", use_threads=False)
 """LZ4. On bench/bench_queries.py's study (11 of 16 metrics measured), bytes per point and CPU s to decode a million
 points: uncompressed 138.5 and 0.02, LZ4 68.6 and 0.09, zstd 54.8 and 0.31."""
+CHUNK_POINTS = 256
+"""A running run's rows after its blocks become a chunk when they number this many. A chunk costs ~25 µs to decode
+and a row ~1 µs to read (SQLite, the dashboard's columns): a run then reads ≤ 255 rows plus a few chunks."""
+assert len(POINT_METRICS) < 31, "point_blocks.measured is a 32-bit mask of the metrics"
 
 _points = Point.__table__.c
+
+
+def first_step(dialect: Dialect) -> int:
+    """The smallest value the ``step`` column holds on ``dialect`` (Integer: 32 bits on PostgreSQL, 64 on
+    SQLite): "read from this step" means every row of a run without blocks."""
+    return -(2**31) if dialect.name == "postgresql" else -(2**63)
+
+
+def _batch(step: np.ndarray, values: np.ndarray, nulls: np.ndarray) -> pa.RecordBatch:
+    columns = [pa.array(step.astype(np.int64))]
+    columns += [pa.array(values[:, i], mask=nulls[:, i]) for i in range(len(POINT_METRICS))]
+    return pa.record_batch(columns, schema=SCHEMA)
+
+
+def _bytes(batch: pa.RecordBatch) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, SCHEMA, options=_WRITE) as stream:
+        stream.write_batch(batch)
+    return cast(bytes, sink.getvalue().to_pybytes())
 
 
 def encode(step: np.ndarray, values: np.ndarray, nulls: np.ndarray) -> bytes:
     """A block of ``n`` points sorted by step: ``step`` of shape (n,), ``values`` float64 of shape (n, metrics) in
     POINT_METRICS order (anything where NULL) and ``nulls`` bool of the same shape (True = NULL)."""
-    columns = [pa.array(step.astype(np.int64))]
-    columns += [pa.array(values[:, i], mask=nulls[:, i]) for i in range(len(POINT_METRICS))]
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, SCHEMA, options=_WRITE) as stream:
-        stream.write_batch(pa.record_batch(columns, schema=SCHEMA))
-    return cast(bytes, sink.getvalue().to_pybytes())
+    return _bytes(_batch(step, values, nulls))
 
 
-def decode(data: bytes, fields: Sequence[str]) -> pa.RecordBatch:
+def decode(data: bytes, fields: list[str] | tuple[str, ...]) -> pa.RecordBatch:
     """The ``step`` column and ``fields`` (POINT_FIELDS names) of a block, decompressing only those; a block of
     another layout (written before the point columns changed, not rebuilt) raises ValueError."""
     fields = ["step", *fields]
@@ -62,7 +90,7 @@ def decode(data: bytes, fields: Sequence[str]) -> pa.RecordBatch:
         included_fields=at, use_threads=False))  # threads cost more than they save on one small block
     if reader.schema.names != [SCHEMA.field(i).name for i in at]:
         raise ValueError(f"a point block has other columns than {', '.join(POINT_FIELDS)}: rebuild the blocks "
-                         "(db.blocks.seal_all)")
+                         "(db.blocks.build_all)")
     return reader.read_next_batch().select(fields)  # in the order asked (the reader keeps the block's)
 
 
@@ -76,60 +104,132 @@ def _null_bits() -> sa.ColumnElement[int]:
 
 @functools.lru_cache(maxsize=8)
 def _points_query(dialect: Dialect) -> SQLCompiler:
-    """The SELECT of a run's points (parameter ``run_id``) as :func:`_run_points` reads them, compiled once."""
+    """The SELECT of a run's points from a step on (parameters ``run_id``, ``first``), compiled once."""
     stmt = (sa.select(_points.step, *(_points[m] for m in POINT_METRICS), _null_bits())
-            .where(_points.run_id == sa.bindparam("run_id")).order_by(_points.step))
+            .where(_points.run_id == sa.bindparam("run_id"), _points.step >= sa.bindparam("first"))
+            .order_by(_points.step))
     return stmt.compile(dialect=dialect)
 
 
-def _run_points(conn: Connection, run_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The run's points as :func:`encode` takes them, read through ``conn`` (in its transaction: what it wrote so
-    far counts) by one SELECT converted at once; SQLite's text ``'NaN'`` becomes NaN, the NULL bits tell NULL."""
+def _sql(conn: Connection, sql: str, *params: int) -> list[tuple[int, ...]]:
+    """Rows of plain driver SQL (``?`` marks parameters): Core's statement execution costs ~40 µs, this ~5, and
+    these run for every write of points."""
+    if conn.dialect.name != "sqlite":
+        sql = sql.replace("?", "%s")
+    return [tuple(r) for r in conn.exec_driver_sql(sql, tuple(int(p) for p in params)).all()]
+
+
+def _drop(conn: Connection, run_id: int) -> None:
+    """Delete every block of the run."""
+    conn.exec_driver_sql(f"DELETE FROM point_blocks WHERE run_id = {int(run_id)}")
+
+
+def _rows(conn: Connection, run_id: int, first: int) -> pa.RecordBatch:
+    """The run's rows with step ≥ ``first`` as a block's batch, read through ``conn`` (in its transaction: what it
+    wrote so far counts) by one SELECT converted at once; SQLite's text ``'NaN'`` becomes NaN, the NULL bits tell
+    NULL."""
     query = _points_query(conn.dialect)
+    params = {"run_id": int(run_id), "first": int(first)}
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]  # plain tuples
     try:
-        cursor.execute(query.string, (int(run_id),) if query.positional else {"run_id": int(run_id)})
+        cursor.execute(query.string, tuple(params[k] for k in query.positiontup or ()) if query.positional
+                       else params)
         rows = np.array(cursor.fetchall(), dtype=float).reshape(-1, len(POINT_METRICS) + 2)
     finally:
         cursor.close()
     bits = rows[:, -1].astype(np.int64)
     nulls = (bits[:, None] >> np.arange(len(POINT_METRICS))) & 1 == 1
-    return rows[:, 0], rows[:, 1:-1], nulls
+    return _batch(rows[:, 0], rows[:, 1:-1], nulls)
 
 
-def _drop(conn: Connection, run_id: int) -> int:
-    """Delete the run's block; 1 if it had one. Plain driver SQL: it runs for every write of points (Core's
-    statement execution costs ~40 µs, this ~5)."""
-    mark = "?" if conn.dialect.name == "sqlite" else "%s"
-    return conn.exec_driver_sql(f"DELETE FROM point_blocks WHERE run_id = {mark}", (int(run_id),)).rowcount
+def _store(conn: Connection, run_id: int, batches: list[pa.RecordBatch]) -> tuple[int, int]:
+    """Insert ``batches`` (consecutive, in step order, not empty together) as one block; its (last_step,
+    n_points)."""
+    batch = pa.Table.from_batches(batches, schema=SCHEMA).combine_chunks().to_batches()[0]
+    measured = sum(1 << i for i, m in enumerate(POINT_METRICS) if batch.column(m).null_count < batch.num_rows)
+    last = int(batch.column("step")[-1].as_py())
+    conn.execute(sa.insert(PointBlock).values(run_id=run_id, last_step=last, n_points=batch.num_rows,
+                                              measured=measured, data=_bytes(batch)))
+    return last, batch.num_rows
 
 
-def seal(conn: Connection, run_id: int) -> None:
-    """(Re)write the run's block from its rows, in ``conn``'s transaction."""
-    step, values, nulls = _run_points(conn, run_id)
-    _drop(conn, run_id)
-    conn.execute(sa.insert(PointBlock).values(run_id=run_id, n_points=len(step), data=encode(step, values, nulls),
-                                              last_step=int(step[-1]) if len(step) else None))
+def _chunks(conn: Connection, run_id: int) -> list[tuple[int, int]]:
+    """The run's blocks as (last_step, n_points), in step order."""
+    return cast(list[tuple[int, int]], _sql(
+        conn, "SELECT last_step, n_points FROM point_blocks WHERE run_id = ? ORDER BY last_step", run_id))
 
 
-def refresh(conn: Connection, run_id: int) -> None:
-    """After the run's status was written: seal it if its status is sealed, else drop its block (a run reopened)."""
-    status = conn.scalar(sa.select(Run.status).where(Run.id == run_id))
+def _take(conn: Connection, run_id: int, chunks: list[tuple[int, int]]) -> list[pa.RecordBatch]:
+    """Delete ``chunks`` (some of the run's blocks) and return their batches, in step order."""
+    lasts = [last for last, _ in chunks]
+    data = conn.execute(sa.select(PointBlock.data).where(PointBlock.run_id == run_id,
+                                                         PointBlock.last_step.in_(lasts))
+                        .order_by(PointBlock.last_step)).scalars().all()
+    conn.execute(sa.delete(PointBlock).where(PointBlock.run_id == run_id, PointBlock.last_step.in_(lasts)))
+    return [decode(d, POINT_METRICS) for d in data]
+
+
+def _after(conn: Connection, chunks: list[tuple[int, int]]) -> int:
+    """The first step after ``chunks`` (a run's blocks)."""
+    return chunks[-1][0] + 1 if chunks else first_step(conn.dialect)
+
+
+def _seal(conn: Connection, run_id: int, chunks: list[tuple[int, int]]) -> None:
+    """Make the run's blocks one block of all its rows: its chunks and the rows after them, merged."""
+    tail = _rows(conn, run_id, _after(conn, chunks))
+    if tail.num_rows == 0 and len(chunks) <= 1:
+        return  # one block of every row already, or no rows
+    _store(conn, run_id, [*_take(conn, run_id, chunks), tail])
+
+
+def _chunk(conn: Connection, run_id: int, chunks: list[tuple[int, int]]) -> None:
+    """A chunk of the run's rows after its blocks if they number CHUNK_POINTS or more, then merged (see the module
+    doc)."""
+    first = _after(conn, chunks)
+    if _sql(conn, "SELECT count(*) FROM points WHERE run_id = ? AND step >= ?", run_id, first)[0][0] < CHUNK_POINTS:
+        return
+    chunks = [*chunks, _store(conn, run_id, [_rows(conn, run_id, first)])]
+    while len(chunks) >= 2 and chunks[-2][1] <= 2 * chunks[-1][1]:
+        chunks[-2:] = [_store(conn, run_id, _take(conn, run_id, chunks[-2:]))]
+
+
+def _status(conn: Connection, run_id: int) -> str | None:
+    """The run's status, its row locked on PostgreSQL until the transaction ends (two writers of one run's blocks
+    wait for each other)."""
+    lock = " FOR UPDATE" if conn.dialect.name == "postgresql" else ""
+    found = conn.exec_driver_sql(f"SELECT status FROM runs WHERE id = {int(run_id)}{lock}").all()
+    return str(found[0][0]) if found else None
+
+
+def after_points(conn: Connection, run_id: int, first: int) -> None:
+    """After rows were inserted for the run (at steps ≥ ``first``), in ``conn``'s transaction: keep its blocks
+    (module doc). Three index seeks when nothing is due (~30 µs on SQLite)."""
+    status, chunks = _status(conn, run_id), _chunks(conn, run_id)
+    if chunks and first <= chunks[-1][0]:  # rows inserted at a step a block covers?
+        covered = _sql(conn, "SELECT count(*) FROM points WHERE run_id = ? AND step <= ?", run_id, chunks[-1][0])
+        if covered[0][0] != sum(n for _, n in chunks):
+            _drop(conn, run_id)
+            chunks = []
     if status in SEALED_STATUSES:
-        seal(conn, run_id)
+        _seal(conn, run_id, chunks)
     else:
-        _drop(conn, run_id)
+        _chunk(conn, run_id, chunks)
 
 
-def reseal(conn: Connection, run_id: int) -> None:
-    """After points were added to the run: rebuild its block if it has one (points written to a sealed run)."""
-    if _drop(conn, run_id):
-        seal(conn, run_id)
+def after_status(conn: Connection, run_id: int) -> None:
+    """After the run's status was written, in ``conn``'s transaction: a sealed run's blocks become one (a reopened
+    run keeps its blocks: they still hold its rows up to their last step)."""
+    if _status(conn, run_id) in SEALED_STATUSES:
+        _seal(conn, run_id, _chunks(conn, run_id))
 
 
-def seal_all(conn: Connection) -> int:
-    """Build the block of every run whose status is sealed; the number built."""
-    run_ids = conn.scalars(sa.select(Run.id).where(Run.status.in_(SEALED_STATUSES)).order_by(Run.id)).all()
-    for run_id in run_ids:
-        seal(conn, run_id)
-    return len(run_ids)
+def build_all(conn: Connection) -> int:
+    """(Re)build every run's blocks from its rows; the number of runs that have blocks afterwards."""
+    conn.execute(sa.delete(PointBlock))
+    runs = conn.execute(sa.select(Run.id, Run.status).order_by(Run.id)).all()
+    for run_id, status in runs:
+        if status in SEALED_STATUSES:
+            _seal(conn, run_id, [])
+        else:
+            _chunk(conn, run_id, [])
+    return int(conn.scalar(sa.select(sa.func.count(sa.distinct(PointBlock.run_id)))) or 0)

@@ -1,5 +1,5 @@
 """Columnar reads: the numeric result of a SELECT as numpy arrays, one per column; a study's points
-(:func:`read_points`) from the blocks of its sealed runs (:mod:`db.blocks`) and the rows of the others.
+(:func:`read_points`) from its runs' blocks (:mod:`db.blocks`) and the rows after them.
 
 PostgreSQL: the rows are fetched by the ADBC driver (``adbc-driver-postgresql``, binary COPY) as Arrow columns, with
 no Python object per row, over a connection of its own: a read sees what is committed (a caller's uncommitted
@@ -25,7 +25,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from db.models import Point, PointBlock, Run
+from db.models import SEALED_STATUSES, Point, PointBlock, Run
 from db.types import PortableFloat
 
 if TYPE_CHECKING:
@@ -149,26 +149,45 @@ def snapshot(conn: Connection) -> Iterator[Connection]:
 
 def read_points(conn: Connection, runs: sa.Select[Any], columns: Sequence[str]) -> tuple[Columns, Columns]:
     """``run_id``, ``step`` and the ``points`` table ``columns`` of the runs whose ids ``runs`` selects, by run and
-    step, as :func:`read_columns` returns them: a sealed run's from its block (:mod:`db.blocks`: no Python object
-    per value), the others' rows by :func:`read_columns` (not run at all when every run is sealed).
+    step, as :func:`read_columns` returns them: each run's blocks decoded (:mod:`db.blocks`: no Python object per
+    value) and its rows after them read by :func:`read_columns` (not for a sealed run that has its block, so not at
+    all when every run is).
 
-    Each run is read whole from one state: its block, or its rows after the blocks were read (the runs without a
-    block then are named, so a run sealed in between is read from its rows, not lost); on SQLite both reads are one
-    snapshot (:func:`snapshot`).
+    The blocks are read first and name, per run, the step from which its rows are read (a block written in between
+    is not skipped: its rows are read); on SQLite both reads are one snapshot (:func:`snapshot`), on PostgreSQL the
+    rows are the later state's.
     """
     from db import blocks
 
     columns = list(dict.fromkeys(columns))
-    table, stored, ids = Point.__table__.c, PointBlock.__table__.c, Run.__table__.c.id
+    stored, run = PointBlock.__table__.c, Run.__table__.c
     with snapshot(conn):
-        listed = conn.execute(sa.select(ids, stored.data).outerjoin_from(Run, PointBlock, stored.run_id == ids)
-                              .where(ids.in_(runs)).order_by(ids)).all()
-        open_ids = [run_id for run_id, data in listed if data is None]
-        stmt = (sa.select(table.run_id, table.step, *(table[c] for c in columns))
-                .where(table.run_id.in_(open_ids)).order_by(table.run_id, table.step))
-        values, nulls = read_columns(conn, stmt, key=("run_id", "step")) if open_ids else _no_rows(columns)
-    sealed = {run_id: blocks.decode(data, columns) for run_id, data in listed if data is not None}
-    return _merge(sealed, values, nulls, columns) if sealed else (values, nulls)
+        listed = conn.execute(sa.select(run.id, run.status, stored.last_step, stored.data)
+                              .outerjoin_from(Run, PointBlock, stored.run_id == run.id)
+                              .where(run.id.in_(runs)).order_by(run.id, stored.last_step)).all()
+        chunks: dict[int, list[bytes]] = {}
+        start: dict[int, int] = {}  # run → the first step read from its rows
+        for run_id, status, last, data in listed:  # a run's blocks in step order: its last one decides
+            if data is not None:
+                chunks.setdefault(run_id, []).append(data)
+            if data is None or status not in SEALED_STATUSES:
+                start[run_id] = blocks.first_step(conn.dialect) if data is None else last + 1
+            else:
+                start.pop(run_id, None)
+        values, nulls = _read_after(conn, start, columns) if start else _no_rows(columns)
+    decoded = {run_id: [blocks.decode(d, columns) for d in data] for run_id, data in chunks.items()}
+    return _merge(decoded, values, nulls, columns) if decoded else (values, nulls)
+
+
+def _read_after(conn: Connection, start: dict[int, int], columns: Sequence[str]) -> tuple[Columns, Columns]:
+    """The rows of each run of ``start`` from its step on, by :func:`read_columns`."""
+    table = Point.__table__.c
+    cover = sa.values(sa.column("run_id", sa.Integer), sa.column("from_step", sa.Integer),
+                      name="cover").data(sorted(start.items())).cte()
+    stmt = (sa.select(table.run_id, table.step, *(table[c] for c in columns))
+            .join_from(cover, Point, sa.and_(table.run_id == cover.c.run_id, table.step >= cover.c.from_step))
+            .order_by(table.run_id, table.step))
+    return read_columns(conn, stmt, key=("run_id", "step"))
 
 
 def _no_rows(columns: Sequence[str]) -> tuple[Columns, Columns]:
@@ -177,19 +196,21 @@ def _no_rows(columns: Sequence[str]) -> tuple[Columns, Columns]:
             {c: np.zeros(0, bool) for c in columns})
 
 
-def _merge(sealed: dict[int, pa.RecordBatch], values: Columns, nulls: Columns,
+def _merge(decoded: dict[int, list[pa.RecordBatch]], values: Columns, nulls: Columns,
            columns: Sequence[str]) -> tuple[Columns, Columns]:
-    """The blocks' batches and the rows read (runs disjoint) as one set of columns by run and step."""
+    """The blocks' batches and the rows read (each run's rows after its blocks) as one set of columns by run and
+    step."""
     import pyarrow as pa
 
     rows = pa.record_batch([pa.array(values["step"]), *(pa.array(values[c], mask=nulls[c]) for c in columns)],
                            names=["step", *columns])
     row_ids, starts, counts = np.unique(values["run_id"], return_index=True, return_counts=True)
     pieces = {int(r): rows.slice(start, n) for r, start, n in zip(row_ids, starts, counts, strict=True)}
-    order = sorted([*sealed, *pieces])
-    batches = [sealed[r] if r in sealed else pieces[r] for r in order]
+    order = sorted({*decoded, *pieces})
+    batches = [b for r in order for b in [*decoded.get(r, []), *([pieces[r]] if r in pieces else [])]]
+    sizes = [sum(b.num_rows for b in decoded.get(r, [])) + (len(pieces[r]) if r in pieces else 0) for r in order]
     whole = pa.Table.from_batches(batches, schema=rows.schema)
-    out = {"run_id": np.repeat(np.array(order, dtype=np.int64), [b.num_rows for b in batches]),
+    out = {"run_id": np.repeat(np.array(order, dtype=np.int64), sizes),
            "step": np.require(whole.column("step").to_numpy(), np.int64, "W")}
     masks: Columns = {}
     for c in columns:

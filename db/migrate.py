@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 VERSION_TABLE = "sweeper_alembic_version"
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 """The head revision of ``db/alembic/versions``, known without loading Alembic; a test pins it to :func:`head`."""
 SCRIPT_LOCATION = Path(__file__).resolve().with_name("alembic")
 

@@ -1,8 +1,8 @@
 """The results schema: SQLAlchemy 2.0 typed declarative models.
 
 ``studies`` 1─n ``runs`` 1─n ``points`` (one row per logged step) and ``diagnostics`` (one row per step and kind);
-``studies`` 1─n ``verdicts``; a run whose status is sealed (completed, diverged) has its points also as one block in
-``point_blocks`` (a derived copy that reads fast: :mod:`db.blocks`). Deleting a study deletes its runs, points,
+``studies`` 1─n ``verdicts``; a run's points are also kept as blocks in ``point_blocks`` (a derived copy that reads
+fast, one block per sealed run: :mod:`db.blocks`). Deleting a study deletes its runs, points,
 blocks, diagnostics and verdicts (ON DELETE CASCADE).
 Every float column is a :class:`~db.types.PortableFloat` (NaN/±inf round-trip; NULL means "not measured"), every
 JSON column a :class:`~db.types.PortableJSON`. Status-like columns are strings with CHECK constraints, not native
@@ -45,7 +45,7 @@ STUDY_STATUSES = ("running", "completed", "failed", "interrupted")
 RUN_STATUSES = ("pending", "running", "completed", "failed", "diverged")
 SEALED_STATUSES = ("completed", "diverged")
 """Run statuses that nothing reopens (``sweeper resume`` continues pending/running runs, ``--retry-failed`` failed
-ones): a run in one has its points also as a block in ``point_blocks`` (:mod:`db.blocks`)."""
+ones): a run in one has its points also as one block in ``point_blocks`` (:mod:`db.blocks`)."""
 VERDICT_VALUES = ("CONFIRMED", "REFUTED", "INCONCLUSIVE")
 
 HEARTBEAT_S = 30.0
@@ -186,16 +186,19 @@ class Point(Base):
 
 
 class PointBlock(Base):
-    """A sealed run's points (every POINT_FIELDS column, by step) as one Arrow IPC stream: a derived copy of its
-    rows of ``points`` that reads without a Python object per value (:mod:`db.blocks` writes and decodes it)."""
+    """Some of a run's points (every POINT_FIELDS column, by step) as one Arrow IPC stream: a derived copy of its
+    rows of ``points`` after its previous block, up to ``last_step``, that reads without a Python object per value
+    (:mod:`db.blocks` writes and decodes it and states what the blocks of a run hold)."""
 
     __tablename__ = "point_blocks"
 
     run_id: Mapped[int] = mapped_column(sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True,
                                         autoincrement=False)
+    last_step: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    """The block's last step."""
     n_points: Mapped[int] = mapped_column(sa.Integer)
-    last_step: Mapped[int | None] = mapped_column(sa.Integer)
-    """The run's last step (NULL for a run without points)."""
+    measured: Mapped[int] = mapped_column(sa.Integer)
+    """Bit i set when metric i (POINT_METRICS order) is non-NULL in some point of the block."""
     data: Mapped[bytes] = mapped_column(sa.LargeBinary)
 
 

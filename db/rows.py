@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from db.errors import AmbiguousRun, UnknownRun, UnknownStudy
-from db.models import HEARTBEAT_GRACE_S, POINT_METRICS, RUN_STATUSES, Diagnostic, Point, Run, Study
+from db.models import HEARTBEAT_GRACE_S, POINT_METRICS, RUN_STATUSES, Diagnostic, Point, PointBlock, Run, Study
 from db.types import PortableFloat, utcnow
 
 if TYPE_CHECKING:
@@ -57,7 +57,8 @@ base value."""
 POINT_COLUMNS = {RENAMED_POINT_COLUMNS.get(m, m): m for m in POINT_METRICS}
 """The point columns as they are read (``lr_t``, ``weight_decay_t``) → their ``points`` table column."""
 
-_studies, _runs, _points, _diagnostics = (model.__table__.c for model in (Study, Run, Point, Diagnostic))
+_studies, _runs, _points, _blocks, _diagnostics = (model.__table__.c for model in (Study, Run, Point, PointBlock,
+                                                                                  Diagnostic))
 _FINALS = {f"final_{m}": m for m in POINT_METRICS}
 
 RUNS_COLUMNS: tuple[str, ...] = (*("run_id" if c.name == "id" else c.name for c in Run.__table__.columns), *_FINALS)
@@ -131,17 +132,28 @@ def list_studies(bind: Bind, *, now: dt.datetime | None = None) -> list[Row]:
     return [study | {name: values[i] for name, values in counts.items()} for i, study in enumerate(studies)]
 
 
-def _final_metric(metric: str) -> sa.ScalarSelect[Any]:
-    """The run's last measured (non-NULL) value of a point column, as a correlated scalar subquery."""
+def _blocked(study_id: int) -> sa.Subquery:
+    """Per run of the study that has point blocks: ``last_step`` (their last) and, per metric, a positive value
+    when some block measured it (:attr:`~db.models.PointBlock.measured`)."""
+    bits = [sa.func.max(_blocks.measured.op("&")(1 << i)).label(m) for i, m in enumerate(POINT_METRICS)]
+    return (sa.select(_blocks.run_id, sa.func.max(_blocks.last_step).label("last_step"), *bits)
+            .where(_blocks.run_id.in_(sa.select(_runs.id).where(_runs.study_id == study_id)))
+            .group_by(_blocks.run_id).subquery("blocked"))
+
+
+def _final_metric(metric: str, blocked: sa.Subquery) -> sa.Case[Any]:
+    """The run's last measured (non-NULL) value of a point column: a correlated scalar subquery walking the run's
+    points back from its last step, over the rows after its blocks only when no block measured the metric (its
+    blocks hold its rows up to their last step, :mod:`db.blocks`); a metric never measured costs no walk of the
+    whole trajectory."""
     column = _points[metric]
-    return (
-        sa.select(column)
-        .where(_points.run_id == _runs.id, column.is_not(None))
-        .order_by(_points.step.desc())
-        .limit(1)
-        .correlate(Run.__table__)
-        .scalar_subquery()
-    )
+
+    def last(*where: Any) -> sa.ScalarSelect[Any]:
+        return (sa.select(column).where(_points.run_id == _runs.id, column.is_not(None), *where)
+                .order_by(_points.step.desc()).limit(1).correlate(Run.__table__, blocked).scalar_subquery())
+
+    anywhere = sa.or_(blocked.c.last_step.is_(None), blocked.c[metric] > 0)
+    return sa.case((anywhere, last()), else_=last(_points.step > blocked.c.last_step))
 
 
 def _filterable(expr: Any) -> Any:
@@ -159,14 +171,16 @@ def runs_statement(conn: Connection, study: StudyRef, *, where: str | None = Non
     columns and the ``final_<metric>`` columns, parsed into SQLAlchemy expressions (never pasted into SQL); it
     raises :class:`db.where.WhereError` when invalid.
     """
-    finals = {name: _final_metric(m) for name, m in _FINALS.items()}
     study_id = resolve_study(conn, study)
+    blocked = _blocked(study_id)
+    finals = {name: _final_metric(m, blocked) for name, m in _FINALS.items()}
     status: Any = _runs.status
     if study_status(conn, study_id, now=now) == "interrupted":
         status = sa.case((_runs.status == "running", "interrupted"), else_=_runs.status)
     run_cols = [c.label("run_id") if c.name == "id" else status.label("status") if c.name == "status" else c
                 for c in Run.__table__.columns]
     stmt = (sa.select(*run_cols, *(q.label(name) for name, q in finals.items()))
+            .select_from(Run.__table__.outerjoin(blocked, blocked.c.run_id == _runs.id))
             .where(_runs.study_id == study_id)
             .order_by(_runs.trial_index, _runs.id))
     if where is not None and where.strip():

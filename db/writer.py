@@ -5,10 +5,10 @@ there already; :func:`write_points` and :func:`write_diagnostics` insert with ``
 primary key ``(run_id, step)`` / ``(run_id, step, kind)``, so a step reported twice (a trial restored from a
 checkpoint, a driver resumed with ``Tuner.restore``) is neither duplicated nor changed.
 
-A run whose status becomes sealed (completed, diverged) gets its points also as one columnar block
-(:mod:`db.blocks`), built from its rows in the transaction that writes the status; a status write that reopens a run
-drops its block, and points added to a sealed run rebuild it. Replaying a batch (``db.journal``) thus leaves
-blocks that agree with the rows.
+A run's points are also kept as columnar blocks (:mod:`db.blocks`) in the transaction of each write: a running run
+gets a chunk per ``db.blocks.CHUNK_POINTS`` points written, a run whose status becomes sealed (completed, diverged)
+one block of all its points, and points inserted at a step a block covers rebuild the run's blocks. Replaying a
+batch (``db.journal``) thus leaves blocks that agree with the rows.
 
 None of these functions commits: the caller owns the transaction (``with Session(engine) as s, s.begin(): ...`` or
 ``with engine.begin() as conn: ...``). The bulk writers also take an Engine, and then commit their own transaction;
@@ -262,8 +262,8 @@ def ensure_runs(session: Session, study: Study | int, trials: Sequence[Trial]) -
 def update_run(session: Session, run_id: int, **fields: Any) -> None:
     """Set columns of a run, e.g. ``status="running", host=..., started_at=...``.
 
-    Writing ``status`` also keeps the run's block of points (:mod:`db.blocks`) in the same transaction: a sealed
-    status (completed, diverged) builds it from the run's rows, any other drops it.
+    Writing ``status`` also keeps the run's blocks of points (:mod:`db.blocks`) in the same transaction: a sealed
+    status (completed, diverged) makes them one block of all its rows, any other keeps them.
 
     Values may be SQL expressions (``attempts=Run.attempts + 1``). Unknown column names (and ``id``, ``study_id``,
     ``trial_id``) or an invalid status raise ValueError; a missing run raises :class:`~db.errors.UnknownRun`.
@@ -286,7 +286,7 @@ def update_run(session: Session, run_id: int, **fields: Any) -> None:
     if "status" in fields:
         from db import blocks  # here: pyarrow is loaded by the writers, not by every importer of db.writer
 
-        blocks.refresh(session.connection(), run_id)
+        blocks.after_status(session.connection(), run_id)
 
 
 # ------------------------------------------------------------------------------------ points, diagnostics
@@ -372,8 +372,8 @@ def write_points(target: Target, run_id: int, points: Sequence[Mapping[str, Any]
     Each point is a dict with ``step`` (int) and any of :data:`db.models.POINT_METRICS` (float, NaN/±inf allowed,
     missing or None = not measured); other keys raise ValueError before anything is written. The rows go in one
     multi-row ``INSERT ... ON CONFLICT (run_id, step) DO NOTHING`` (SQLite: ``VALUES`` lists of
-    :data:`CHUNK_ROWS` rows; PostgreSQL: ``SELECT ... FROM unnest(arrays)``); points added to a sealed run rebuild
-    its block (:mod:`db.blocks`). Returns the number inserted.
+    :data:`CHUNK_ROWS` rows; PostgreSQL: ``SELECT ... FROM unnest(arrays)``), then the run's blocks are kept
+    (:func:`db.blocks.after_points`: a chunk when enough rows are after them). Returns the number inserted.
     """
     if not points:
         return 0
@@ -404,7 +404,7 @@ def write_points(target: Target, run_id: int, points: Sequence[Mapping[str, Any]
     if inserted:
         from db import blocks
 
-        blocks.reseal(conn, run_id)
+        blocks.after_points(conn, run_id, min(steps))
     return inserted
 
 

@@ -14,10 +14,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 
-from db import migrate, queries
+from db import blocks, migrate, queries
 from db.engine import make_engine
 from db.errors import DatabaseVersionError
-from db.models import Base, Point
+from db.models import POINT_METRICS, Base, Point
 
 REPO = Path(__file__).resolve().parents[2]
 TABLES = {"studies", "runs", "points", "point_blocks", "diagnostics", "verdicts"}
@@ -34,7 +34,7 @@ def tables(url: str) -> set[str]:
 def test_upgrade_from_empty(db_url: str) -> None:
     assert migrate.current(db_url) is None
     migrate.upgrade(db_url)
-    assert migrate.current(db_url) == migrate.head() == "0004"
+    assert migrate.current(db_url) == migrate.head() == "0005"
     assert tables(db_url) == TABLES | {migrate.VERSION_TABLE}
     migrate.upgrade(db_url)  # at head already: a no-op
     assert migrate.current(db_url) == migrate.head()
@@ -78,7 +78,7 @@ def test_upgrade_0002_to_0003_keeps_the_data(db_url: str) -> None:
                 " 'linreg', 8, 0.1, 0.0, 1.0, 0, '{}', 1 FROM studies"))
             conn.execute(sa.text("INSERT INTO points (run_id, step, test_loss) SELECT id, 10, 0.5 FROM runs"))
         migrate.upgrade(db_url)
-        assert migrate.current(db_url) == "0004"
+        assert migrate.current(db_url) == migrate.head()
         with engine.begin() as conn:
             assert conn.execute(sa.text("SELECT name, status, heartbeat_at FROM studies")).all() == [
                 ("old", "running", None)]
@@ -94,39 +94,54 @@ def test_upgrade_0002_to_0003_keeps_the_data(db_url: str) -> None:
         engine.dispose()
 
 
-def test_upgrade_0003_to_0004_builds_the_blocks_of_sealed_runs(db_url: str) -> None:
-    """A database written at 0003 gets a block for each completed or diverged run, none for the others, read back
-    as the rows read (NULL, NaN, ±inf kept); the downgrade drops them and keeps every point."""
-    migrate.upgrade(db_url, "0003")
+def test_upgrade_0004_to_0005_builds_the_blocks_of_every_run(db_url: str) -> None:
+    """A database written at 0004 (one block per sealed run, keyed by run) gets 0005's blocks: one for each
+    completed or diverged run, a chunk for a running run of CHUNK_POINTS points or more, none for the others, read
+    back as the rows read (NULL, NaN, ±inf kept); the downgrade to 0004 keeps the sealed runs' blocks, to 0003
+    drops them, and every point stays."""
+    migrate.upgrade(db_url, "0004")
     engine = make_engine(db_url)
     points = [{"step": 0, "test_loss": math.nan, "train_loss": None},
               {"step": 10, "test_loss": math.inf, "train_loss": 0.5},
               {"step": 20, "test_loss": None, "train_loss": None}]
+    long = [{"step": 30 + s, "test_loss": 1.0} for s in range(blocks.CHUNK_POINTS)]
     try:
         with engine.begin() as conn:
             conn.execute(sa.text("INSERT INTO studies (name, spec, spec_hash, package_version, status, created_at) "
                                  "VALUES ('old', '{}', 'h', '0.0', 'completed', CURRENT_TIMESTAMP)"))
-            for i, status in enumerate(("completed", "failed", "diverged", "running")):
+            for i, status in enumerate(("completed", "failed", "diverged", "running", "running")):
                 conn.execute(sa.text(
                     "INSERT INTO runs (study_id, trial_id, trial_index, status, optimizer, model, dataset, batch_size,"
                     " lr, weight_decay, svag_l, seed, config, attempts) SELECT id, :t, :i, :s, 'sgd', 'linear',"
                     " 'linreg', 8, 0.1, 0.0, 1.0, 0, '{}', 1 FROM studies"), {"t": f"t{i}", "i": i, "s": status})
             run_ids = conn.scalars(sa.text("SELECT id FROM runs ORDER BY id")).all()
-            conn.execute(sa.insert(Point), [dict(p, run_id=r) for r in run_ids[:3] for p in points])
+            conn.execute(sa.insert(Point), [dict(p, run_id=r) for r in run_ids for p in points])
+            conn.execute(sa.insert(Point), [dict(p, run_id=run_ids[4]) for p in long])
+            old = blocks.encode(np.array([0]), np.zeros((1, len(POINT_METRICS))),
+                                np.ones((1, len(POINT_METRICS)), dtype=bool))  # 0004's block: stale on purpose
+            conn.execute(sa.text("INSERT INTO point_blocks (run_id, n_points, last_step, data) VALUES (:r, 1, 0, :d)"),
+                         {"r": run_ids[0], "d": old})
         migrate.upgrade(db_url)
-        assert migrate.current(db_url) == "0004"
+        assert migrate.current(db_url) == "0005"
+        with engine.connect() as conn:
+            stored = conn.execute(sa.text("SELECT run_id, last_step, n_points, measured FROM point_blocks "
+                                          "ORDER BY run_id, last_step"))
+            measured = 1 << POINT_METRICS.index("test_loss") | 1 << POINT_METRICS.index("train_loss")
+            assert stored.all() == [(run_ids[0], 20, 3, measured), (run_ids[2], 20, 3, measured),
+                                    (run_ids[4], 30 + blocks.CHUNK_POINTS - 1, 3 + blocks.CHUNK_POINTS, measured)]
+            read = queries.point_columns(conn, "old", ["test_loss", "train_loss"], keep_null=True)
+        assert read["run_id"].tolist() == [r for r in run_ids for _ in points] + [run_ids[4]] * len(long)
+        assert read["train_loss"].isna().tolist()[:15] == [True, False, True] * 5
+        loss = read["test_loss"].to_numpy(dtype=float, na_value=-1.0)[:15].reshape(5, 3)
+        assert np.isnan(loss[:, 0]).all() and (loss[:, 1] == math.inf).all() and (loss[:, 2] == -1.0).all()
+        migrate.downgrade(db_url, "0004")
         with engine.connect() as conn:
             stored = conn.execute(sa.text("SELECT run_id, n_points, last_step FROM point_blocks ORDER BY run_id"))
             assert stored.all() == [(run_ids[0], 3, 20), (run_ids[2], 3, 20)]
-            read = queries.point_columns(conn, "old", ["test_loss", "train_loss"], keep_null=True)
-        assert read["run_id"].tolist() == [r for r in run_ids[:3] for _ in points]
-        assert read["train_loss"].isna().tolist() == [True, False, True] * 3
-        loss = read["test_loss"].to_numpy(dtype=float, na_value=-1.0).reshape(3, 3)
-        assert np.isnan(loss[:, 0]).all() and (loss[:, 1] == math.inf).all() and (loss[:, 2] == -1.0).all()
         migrate.downgrade(db_url, "0003")
         assert "point_blocks" not in tables(db_url)
         with engine.connect() as conn:
-            assert conn.execute(sa.text("SELECT count(*) FROM points")).scalar() == 9
+            assert conn.execute(sa.text("SELECT count(*) FROM points")).scalar() == 15 + len(long)
     finally:
         engine.dispose()
 
@@ -231,7 +246,7 @@ def test_current_refuses_several_revisions(db_url: str) -> None:
     try:
         with engine.begin() as conn:
             conn.execute(sa.text(f"INSERT INTO {migrate.VERSION_TABLE} (version_num) VALUES ('0002')"))
-        with pytest.raises(DatabaseVersionError, match=r"several revisions \(0002, 0004\)"):
+        with pytest.raises(DatabaseVersionError, match=r"several revisions \(0002, 0005\)"):
             migrate.current(engine)
     finally:
         engine.dispose()

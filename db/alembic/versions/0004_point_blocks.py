@@ -5,11 +5,10 @@ Revises: 0003
 Create Date: 2026-11-30
 
 One row per run whose status is sealed (completed, diverged): its points as one LZ4-compressed Arrow IPC stream, a
-derived copy of its rows of ``points`` that reads without a Python object per value (``db.blocks``). The upgrade
-builds the blocks of the runs already sealed (1,000 runs × 1,000 points: 3.4 CPU s) with ``db.blocks`` of the code
-that runs it: a later revision that changes the point columns must turn this backfill off (it would read columns not
-there yet at 0004) and rebuild the blocks itself (``db.blocks.seal_all``). Reads stay right meanwhile: a run without
-a block is read from its rows. The downgrade drops the table (the rows hold everything).
+derived copy of its rows of ``points`` that reads without a Python object per value (``db.blocks``). The table is
+created empty: revision 0005 changes its layout and builds the blocks (it used to be built here, with ``db.blocks``
+of the code that runs it, which now writes 0005's layout). A run without a block is read from its rows. The
+downgrade drops the table (the rows hold everything).
 """
 
 from __future__ import annotations
@@ -18,8 +17,6 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-
-from db import blocks
 
 revision: str = "0004"
 down_revision: str | Sequence[str] | None = "0003"
@@ -38,7 +35,6 @@ def upgrade() -> None:
                                 ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("run_id", name=op.f("pk_point_blocks")),
     )
-    blocks.seal_all(op.get_bind())
 
 
 def downgrade() -> None:
