@@ -13,7 +13,8 @@ Parquet with pandas):
 
 * ``check lsr``: what ``sweeper check lsr STUDY --no-store`` does — load the study, run the check;
 * ``points_frame``: ``db.queries.points_frame`` of the whole study (its runs are sealed: read from their blocks,
-  ``db.blocks``), and the same from the rows alone (as while the runs are still running);
+  ``db.blocks``), of the same study written with its runs left running (SQLite; a second cached file: each run's
+  points are chunks and the rows after them), and from the rows alone (no block at all);
 * ``export parquet``: the tables of ``sweeper export --format parquet`` (``cli.export_command.study_tables``)
   written as Parquet files;
 * ``parquet → pandas`` (and ``duckdb``, when installed): the same points read back from that Parquet file;
@@ -90,9 +91,9 @@ def reports(n_runs: int, n_points: int, batch: int,
                 yield i, pts[i][start : start + batch], start + batch >= n_points
 
 
-def build(url: str, args: argparse.Namespace) -> None:
+def build(url: str, args: argparse.Namespace, status: str = "completed") -> None:
     """Write the study into the new, empty database at ``url`` through db.writer, as the driver's callback does: a
-    run's last points and its ``completed`` status in one transaction (which seals it: ``db.blocks``)."""
+    run's last points and its ``status`` in one transaction (``completed`` seals it: ``db.blocks``)."""
     from sqlalchemy.orm import Session
 
     from db import writer
@@ -109,24 +110,25 @@ def build(url: str, args: argparse.Namespace) -> None:
             writer.write_points(session, run_ids[f"t{i:05d}"], batch)
             if last:
                 before = time.process_time()
-                writer.update_run(session, run_ids[f"t{i:05d}"], status="completed")
+                writer.update_run(session, run_ids[f"t{i:05d}"], status=status)
                 sealing += time.process_time() - before
-    print(f"built: {args.runs * args.points:,} points in {time.perf_counter() - start:.0f} s wall, "
+    print(f"built ({status}): {args.runs * args.points:,} points in {time.perf_counter() - start:.0f} s wall, "
           f"{time.process_time() - cpu_start:.1f} CPU s, of which {sealing:.1f} sealing the runs "
           f"({1e3 * sealing / args.runs:.1f} ms per run)")
     engine.dispose()
 
 
-def cached_study(args: argparse.Namespace) -> Path:
+def cached_study(args: argparse.Namespace, status: str = "completed") -> Path:
     from db.migrate import head
 
     folder = Path(args.cache)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"study-{args.runs}x{args.points}-b{args.batch}-c{args.concurrent}-{head()}.db"
+    running = "-running" if status == "running" else ""
+    path = folder / f"study-{args.runs}x{args.points}-b{args.batch}-c{args.concurrent}{running}-{head()}.db"
     if args.rebuild or not path.exists():
         tmp = path.with_suffix(".tmp")
         tmp.unlink(missing_ok=True)
-        build(f"sqlite:///{tmp}", args)
+        build(f"sqlite:///{tmp}", args, status)
         tmp.rename(path)
     return path
 
@@ -172,7 +174,7 @@ def main() -> None:
                         "is written into a new database, dropped afterwards; e.g. $SWEEPER_TEST_PG_URL)")
     args = parser.parse_args()
     path = cached_study(args)
-    measure(f"sqlite:///{path}", args, path)
+    measure(f"sqlite:///{path}", args, path, f"sqlite:///{cached_study(args, 'running')}")
     if args.pg:
         sys.path.insert(0, str(REPO / "bench"))
         from bench_db_write import fresh_database
@@ -195,8 +197,9 @@ def without_blocks(engine: Any, read: Callable[[Any], Any]) -> Any:
     return out
 
 
-def measure(url: str, args: argparse.Namespace, sqlite_file: Path | None) -> None:
-    """Print the timings on the study at ``url`` (and the SQLite file's bytes per point)."""
+def measure(url: str, args: argparse.Namespace, sqlite_file: Path | None, running_url: str | None = None) -> None:
+    """Print the timings on the study at ``url`` (and the SQLite file's bytes per point; ``points_frame`` of the
+    study at ``running_url`` too, whose runs are running)."""
 
     import pandas as pd
 
@@ -222,8 +225,13 @@ def measure(url: str, args: argparse.Namespace, sqlite_file: Path | None) -> Non
     rows.append(("check lsr (load + check)", t_check, verdict))
     t_points, frame = cpu(lambda: points_frame(engine, "bench"), args.repeat)
     rows.append(("points_frame", t_points, f"{frame.shape[0]:,} × {frame.shape[1]}; sealed runs: from blocks"))
+    if running_url is not None:
+        running = open_db(running_url)
+        t_running, _ = cpu(lambda: points_frame(running, "bench"), args.repeat)
+        rows.append(("points_frame, running", t_running, "runs running: from chunks and the rows after them"))
+        running.dispose()
     t_rows, _ = cpu(lambda: without_blocks(engine, lambda conn: points_frame(conn, "bench")), args.repeat)
-    rows.append(("points_frame, rows only", t_rows, "as while the runs are running (no block)"))
+    rows.append(("points_frame, rows only", t_rows, "no block at all"))
     t_export, _ = cpu(export, args.repeat)
     rows.append(("export parquet", t_export, ""))
     parquet = out / "points.parquet"

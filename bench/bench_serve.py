@@ -4,9 +4,10 @@ answers in ≤ 1 s of server time).
 
 Builds the study through ``db.writer`` (``tests/serve/synthetic.py``: η0 × κ × seeds of SGD runs on linear-scaling
 paths, every point with step, epoch, SDE time and four metrics; every run completed, so its points are also a
-columnar block, or with ``--run-status running`` not yet) in a SQLite file (or ``--db URL``), then requests routes
-through Starlette's TestClient in this process and prints CPU seconds (``time.process_time``: the app's threads
-and, on SQLite, the database engine; best of ``--repeat``):
+columnar block; with ``--run-status running`` each run is written in reports of ``--report`` points and left
+running, so its points are chunks and the rows after them, ``db.blocks``) in a SQLite file (or ``--db URL``), then
+requests routes through Starlette's TestClient in this process and prints CPU seconds (``time.process_time``: the
+app's threads and, on SQLite, the database engine; best of ``--repeat``):
 
 * each route on a cold cache (a new app per request), with wall seconds, the response size and the ratio to 1 s;
 * the page's sums: a first visit (the seven requests the study page makes, in its order, on a new app: the HTML,
@@ -16,7 +17,7 @@ and, on SQLite, the database engine; best of ``--repeat``):
   runs table and points kept) and one run's row changed (as when it reports: that run is read again).
 
     python bench/bench_serve.py [--runs 1000] [--points 1000] [--db sqlite:///PATH] [--repeat 3]
-                                [--run-status completed|running]
+                                [--run-status completed|running] [--report 50]
 
 A ``--db`` that already holds the study is reused (building 10⁶ points takes ~20 s).
 """
@@ -57,11 +58,12 @@ def grid(runs: int) -> dict[str, list]:
     return {"lrs": [0.01 * (i + 1) for i in range(n_lr)], "kappas": kappas, "seeds": seeds}
 
 
-def ensure_study(url: str, runs: int, points: int, status: str):
+def ensure_study(url: str, runs: int, points: int, status: str, report: int):
     engine = open_db(url, create=True)
     if STUDY not in set(list_studies(engine).name):
         start = time.perf_counter()
-        build_study(engine, STUDY, points=points, stride=10, status=status, **grid(runs))
+        build_study(engine, STUDY, points=points, stride=10, status=status,
+                    report=report if status == "running" else None, **grid(runs))
         print(f"built {STUDY}: {len(runs_frame(engine, STUDY))} runs × {points} points in "
               f"{time.perf_counter() - start:.1f} s", flush=True)
     return engine
@@ -119,11 +121,13 @@ def main() -> None:
     parser.add_argument("--db", help="database URL (default: a SQLite file in a temporary folder)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--run-status", choices=["completed", "running"], default="completed",
-                        help="the runs' status when the study is built (running: points read from rows)")
+                        help="the runs' status when the study is built (running: written in reports, read from "
+                        "chunks and the rows after them)")
+    parser.add_argument("--report", type=int, default=50, help="points per report of a running run")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = args.db or f"sqlite:///{tmp}/bench.db"
-        engine = ensure_study(url, args.runs, args.points, args.run_status)
+        engine = ensure_study(url, args.runs, args.points, args.run_status, args.report)
         run_id = int(runs_frame(engine, STUDY).run_id.iloc[0])
         api = f"/api/studies/{STUDY}"
         page = [f"/studies/{STUDY}", api, f"{api}/runs", f"{api}/trajectories?width=1200",

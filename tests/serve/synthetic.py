@@ -98,13 +98,18 @@ def write_diagnostics(engine: Engine, run_id: int, steps: Sequence[int], *, g_ov
 
 def build_study(engine: Engine, name: str, *, lrs: Sequence[float] = (0.05,), kappas: Sequence[float] = (1, 2),
                 seeds: Sequence[int] = (0, 1), points: int = 50, stride: int = 10, status: str = "completed",
-                spec: dict[str, Any] | None = None, study_status: str = "completed") -> dict[str, int]:
-    """A whole study: every run with ``points`` points and ``status``; returns ``{trial_id: run_id}``."""
+                spec: dict[str, Any] | None = None, study_status: str = "completed",
+                report: int | None = None) -> dict[str, int]:
+    """A whole study: every run with ``points`` points and ``status``, written in reports of ``report`` points
+    (default: all at once; the status with the last); returns ``{trial_id: run_id}``."""
     trials = trial_configs(lrs, kappas, seeds)
     ids = create_study(engine, name, trials, spec=spec, status=study_status)
     steps = np.arange(points) * stride
+    size = report or max(points, 1)
     for trial in trials:
-        write_run(engine, ids[trial.trial_id], trial, steps, status=status)
+        for start in range(0, max(points, 1), size):
+            last = start + size >= points
+            write_run(engine, ids[trial.trial_id], trial, steps[start:start + size], status=status if last else None)
     return ids
 
 

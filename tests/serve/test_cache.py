@@ -8,16 +8,24 @@ import threading
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
-from db import writer
+from db import blocks, writer
 from db.engine import open_db
-from db.models import Study
+from db.models import PointBlock, Study
 from sweeper.checks.base import Verdict, store
 from sweeper.serve import buckets, create_app, overview
 from sweeper.serve.cache import Memo, StudyCache
-from tests.serve.synthetic import LiveWriter, create_study, trial_configs, write_diagnostics, write_run
+from tests.serve.synthetic import (
+    LiveWriter,
+    build_study,
+    create_study,
+    trial_configs,
+    write_diagnostics,
+    write_run,
+)
 
 
 def test_memo_computes_once_per_stamp_and_keeps_the_latest():
@@ -147,4 +155,24 @@ def test_only_the_runs_that_changed_are_read_again(sqlite_url, monkeypatch):
     fresh = TestClient(create_app(engine))
     assert answers[1:] == [fresh.get(route).content for route in routes[1:]]
     assert client.get(routes[0]).json()["n_points"] == 4 * 5 + 2
+    engine.dispose()
+
+
+def test_a_running_study_draws_the_same_from_its_chunks_as_from_its_rows(db_url):
+    """Runs written in reports and left running (their points: chunks and the rows after them, db.blocks): every
+    route answers as when no block is stored (all read from rows)."""
+    engine = open_db(db_url, create=True)
+    points = 2 * blocks.CHUNK_POINTS + 30
+    build_study(engine, "live", lrs=[0.05], kappas=[1, 2], seeds=[0], points=points, status="running",
+                study_status="running", report=70)
+    with engine.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.count()).select_from(PointBlock)) >= 2
+    chunked = TestClient(create_app(engine))
+    answers = {route: chunked.get(route).content for route in ROUTES}
+    with engine.begin() as conn:
+        conn.execute(sa.delete(PointBlock))
+    rows = TestClient(create_app(engine))
+    for route in ROUTES:
+        assert rows.get(route).content == answers[route], route
+    assert chunked.get(ROUTES[0]).json()["n_points"] == 2 * points
     engine.dispose()
