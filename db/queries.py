@@ -8,8 +8,9 @@ Float columns are float64, where NULL ("not measured") and NaN (e.g. a diverged 
 ``keep_null=True`` to get pandas ``Float64`` columns instead, where NULL is ``<NA>`` and NaN stays NaN.
 
 Points are read column-wise (:func:`db.columnar.read_points`; :func:`point_columns` reads only the columns asked
-for): a completed or diverged run's from its block (:mod:`db.blocks`, no Python object per value), the others' rows
-on PostgreSQL over an ADBC connection of their own, which sees committed rows only, not a caller's open transaction.
+for): a run's blocks (:mod:`db.blocks`: a sealed run's one, a running run's chunks; no Python object per value) and
+its rows after them, on PostgreSQL over an ADBC connection of their own, which sees committed rows only, not a
+caller's open transaction.
 The statements of the study list, the runs with their final metrics and a run's lookup are :mod:`db.rows`' (plain
 rows without pandas, for the CLI); the functions here put them in DataFrames.
 

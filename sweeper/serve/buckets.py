@@ -2,7 +2,7 @@
 a few values per pixel and run, never the raw trajectory.
 
 :func:`read` fetches the points' x and metric columns column-wise through ``db.queries.point_columns`` (which
-reads a finished run's points from its columnar block), as a :class:`Series`; :func:`reduce` buckets them in numpy.
+reads a run's columnar blocks and only its rows after them), as a :class:`Series`; :func:`reduce` buckets them in numpy.
 The x range [x0, x1] of the chosen runs' points with a finite x is cut into ``n`` equal buckets (equal in ln x for
 a log axis, where x ≤ 0 is left out); per run and bucket it keeps the point count, the x range, and min, max and
 mean of the metric over the finite values (NaN, ±inf and NULL are not drawn). :func:`envelope` turns a run's
