@@ -34,7 +34,6 @@ from sweeper.launch.experiment import (
 )
 from sweeper.launch.resilient_writer import OutagePolicy
 from sweeper.spec import StudySpec, parse_spec
-from sweeper.train.pack import packs
 
 TERMINAL = ("completed", "diverged", "failed")
 DEFAULT_STORAGE = "sweeper-results"
@@ -353,6 +352,8 @@ def _run_tuner(engine: Engine, study_id: int, name: str, trials: list[TrialConfi
     by_id = {t.trial_id: t for t in trials}
     recorded = read_packs(storage, name) if restore else None
     if recorded is None:
+        from sweeper.train.pack import packs  # torch: a driver that only validates or refuses never imports it
+
         slots = _slots(size, options)
         recorded = [[t.trial_id for t in p] for p in packs([t for t in trials if t.trial_id not in finished],
                                                             options.pack, slots)]
