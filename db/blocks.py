@@ -178,46 +178,55 @@ def _seal(conn: Connection, run_id: int, chunks: list[tuple[int, int]]) -> None:
     _store(conn, run_id, [*_take(conn, run_id, chunks), tail])
 
 
-def _chunk(conn: Connection, run_id: int, chunks: list[tuple[int, int]]) -> None:
-    """A chunk of the run's rows after its blocks if they number CHUNK_POINTS or more, then merged (see the module
-    doc)."""
-    first = _after(conn, chunks)
-    if _sql(conn, "SELECT count(*) FROM points WHERE run_id = ? AND step >= ?", run_id, first)[0][0] < CHUNK_POINTS:
+def _tail(conn: Connection, run_id: int, chunks: list[tuple[int, int]]) -> int:
+    """How many rows the run has after ``chunks`` (its blocks)."""
+    return int(_sql(conn, "SELECT count(*) FROM points WHERE run_id = ? AND step >= ?", run_id,
+                    _after(conn, chunks))[0][0])
+
+
+def _chunk(conn: Connection, run_id: int, chunks: list[tuple[int, int]], tail: int) -> None:
+    """A chunk of the run's ``tail`` rows after its blocks if they number CHUNK_POINTS or more, then merged (see
+    the module doc)."""
+    if tail < CHUNK_POINTS:
         return
-    chunks = [*chunks, _store(conn, run_id, [_rows(conn, run_id, first)])]
+    chunks = [*chunks, _store(conn, run_id, [_rows(conn, run_id, _after(conn, chunks))])]
     while len(chunks) >= 2 and chunks[-2][1] <= 2 * chunks[-1][1]:
         chunks[-2:] = [_store(conn, run_id, _take(conn, run_id, chunks[-2:]))]
 
 
-def _state(conn: Connection, run_id: int) -> tuple[str | None, list[tuple[int, int]]]:
-    """The run's status and its blocks as (last_step, n_points) in step order, by one statement; on PostgreSQL the
-    run's row is locked until the transaction ends (two writers of one run's blocks wait for each other)."""
+def _state(conn: Connection, run_id: int) -> tuple[str | None, list[tuple[int, int]], int]:
+    """The run's status, its blocks as (last_step, n_points) in step order and how many rows it has after them, by
+    one statement; on PostgreSQL the run's row is locked until the transaction ends (two writers of one run's
+    blocks wait for each other)."""
     lock = " FOR UPDATE OF r" if conn.dialect.name == "postgresql" else ""
-    found = _sql(conn, "SELECT r.status, b.last_step, b.n_points FROM runs r LEFT JOIN point_blocks b "
-                       f"ON b.run_id = r.id WHERE r.id = ? ORDER BY b.last_step{lock}", run_id)
-    status = str(found[0][0]) if found else None
-    return status, [(int(last), int(n)) for _, last, n in found if last is not None]
+    after = "SELECT max(last_step) + 1 FROM point_blocks WHERE run_id = r.id"
+    found = _sql(conn, "SELECT r.status, b.last_step, b.n_points, (SELECT count(*) FROM points p WHERE p.run_id = r.id"
+                       f" AND p.step >= coalesce(({after}), ?)) FROM runs r LEFT JOIN point_blocks b ON b.run_id = r.id"
+                       f" WHERE r.id = ? ORDER BY b.last_step{lock}", first_step(conn.dialect), run_id)
+    if not found:
+        return None, [], 0
+    return str(found[0][0]), [(int(last), int(n)) for _, last, n, _ in found if last is not None], int(found[0][3])
 
 
 def after_points(conn: Connection, run_id: int, first: int) -> None:
     """After rows were inserted for the run (at steps ≥ ``first``), in ``conn``'s transaction: keep its blocks
-    (module doc). Two index seeks when nothing is due (~20 µs on SQLite)."""
-    status, chunks = _state(conn, run_id)
+    (module doc). One statement (two index seeks and a count of the rows after the blocks) when nothing is due."""
+    status, chunks, tail = _state(conn, run_id)
     if chunks and first <= chunks[-1][0]:  # rows inserted at a step a block covers?
         covered = _sql(conn, "SELECT count(*) FROM points WHERE run_id = ? AND step <= ?", run_id, chunks[-1][0])
         if covered[0][0] != sum(n for _, n in chunks):
             _drop(conn, run_id)
-            chunks = []
+            chunks, tail = [], _tail(conn, run_id, [])
     if status in SEALED_STATUSES:
         _seal(conn, run_id, chunks)
     else:
-        _chunk(conn, run_id, chunks)
+        _chunk(conn, run_id, chunks, tail)
 
 
 def after_status(conn: Connection, run_id: int) -> None:
     """After the run's status was written, in ``conn``'s transaction: a sealed run's blocks become one (a reopened
     run keeps its blocks: they still hold its rows up to their last step)."""
-    status, chunks = _state(conn, run_id)
+    status, chunks, _ = _state(conn, run_id)
     if status in SEALED_STATUSES:
         _seal(conn, run_id, chunks)
 
@@ -230,5 +239,5 @@ def build_all(conn: Connection) -> int:
         if status in SEALED_STATUSES:
             _seal(conn, run_id, [])
         else:
-            _chunk(conn, run_id, [])
+            _chunk(conn, run_id, [], _tail(conn, run_id, []))
     return int(conn.scalar(sa.select(sa.func.count(sa.distinct(PointBlock.run_id)))) or 0)
