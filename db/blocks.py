@@ -40,7 +40,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from db.models import POINT_FIELDS, POINT_METRICS, SEALED_STATUSES, Point, PointBlock, Run
 
-__all__ = ["SCHEMA", "CHUNK_POINTS", "first_step", "encode", "decode", "after_points", "after_status", "build_all"]
+__all__ = ["SCHEMA", "CHUNK_POINTS", "encode", "decode", "after_points", "after_status", "build_all"]
 
 SCHEMA = pa.schema([pa.field("step", pa.int64()),
                     *(pa.field(m, pa.float64()) for m in POINT_METRICS)])
@@ -56,7 +56,7 @@ assert len(POINT_METRICS) < 31, "point_blocks.measured is a 32-bit mask of the m
 _points = Point.__table__.c
 
 
-def first_step(dialect: Dialect) -> int:
+def _first_step(dialect: Dialect) -> int:
     """The smallest value the ``step`` column holds on ``dialect`` (Integer: 32 bits on PostgreSQL, 64 on
     SQLite): "read from this step" means every row of a run without blocks."""
     return -(2**31) if dialect.name == "postgresql" else -(2**63)
@@ -167,7 +167,7 @@ def _take(conn: Connection, run_id: int, chunks: list[tuple[int, int]]) -> list[
 
 def _after(conn: Connection, chunks: list[tuple[int, int]]) -> int:
     """The first step after ``chunks`` (a run's blocks)."""
-    return chunks[-1][0] + 1 if chunks else first_step(conn.dialect)
+    return chunks[-1][0] + 1 if chunks else _first_step(conn.dialect)
 
 
 def _seal(conn: Connection, run_id: int, chunks: list[tuple[int, int]]) -> None:
@@ -202,7 +202,7 @@ def _state(conn: Connection, run_id: int) -> tuple[str | None, list[tuple[int, i
     after = "SELECT max(last_step) + 1 FROM point_blocks WHERE run_id = r.id"
     found = _sql(conn, "SELECT r.status, b.last_step, b.n_points, (SELECT count(*) FROM points p WHERE p.run_id = r.id"
                        f" AND p.step >= coalesce(({after}), ?)) FROM runs r LEFT JOIN point_blocks b ON b.run_id = r.id"
-                       f" WHERE r.id = ? ORDER BY b.last_step{lock}", first_step(conn.dialect), run_id)
+                       f" WHERE r.id = ? ORDER BY b.last_step{lock}", _first_step(conn.dialect), run_id)
     if not found:
         return None, [], 0
     return str(found[0][0]), [(int(last), int(n)) for _, last, n, _ in found if last is not None], int(found[0][3])

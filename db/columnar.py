@@ -38,6 +38,8 @@ __all__ = ["Columns", "read_columns", "read_points", "snapshot"]
 Columns = dict[str, np.ndarray]
 """Column name → array of shape (rows,): int64 for integer columns, float64 for float columns (NULL read as NaN)."""
 
+_KEY = ("run_id", "step")
+"""The key of a read of points."""
 _CHUNK_ROWS = 2**18
 """Rows fetched and converted at a time on SQLite (their tuples take ~0.5 KB a row of 18 columns)."""
 # SQLite reads the literal as +inf; the text 'NaN' compares above numbers
@@ -166,28 +168,39 @@ def read_points(conn: Connection, runs: sa.Select[Any], columns: Sequence[str]) 
                               .outerjoin_from(Run, PointBlock, stored.run_id == run.id)
                               .where(run.id.in_(runs)).order_by(run.id, stored.last_step)).all()
         chunks: dict[int, list[bytes]] = {}
-        start: dict[int, int] = {}  # run → the first step read from its rows
+        start: dict[int, int | None] = {}  # run → the first step read from its rows (None: every row)
         for run_id, status, last, data in listed:  # a run's blocks in step order: its last one decides
             if data is not None:
                 chunks.setdefault(run_id, []).append(data)
             if data is None or status not in SEALED_STATUSES:
-                start[run_id] = blocks.first_step(conn.dialect) if data is None else last + 1
+                start[run_id] = None if data is None else last + 1
             else:
                 start.pop(run_id, None)
-        values, nulls = _read_after(conn, start, columns) if start else _no_rows(columns)
+        parts = _read_rows(conn, start, columns)
     decoded = {run_id: [blocks.decode(d, columns) for d in data] for run_id, data in chunks.items()}
-    return _merge(decoded, values, nulls, columns) if decoded else (values, nulls)
+    if not decoded and len(parts) <= 1:
+        return parts[0] if parts else _no_rows(columns)
+    values, nulls = _no_rows(columns) if not parts else (
+        {k: np.concatenate([p[0][k] for p in parts]) for k in parts[0][0]},
+        {k: np.concatenate([p[1][k] for p in parts]) for k in parts[0][1]})
+    return _merge(decoded, values, nulls, columns)
 
 
-def _read_after(conn: Connection, start: dict[int, int], columns: Sequence[str]) -> tuple[Columns, Columns]:
-    """The rows of each run of ``start`` from its step on, by :func:`read_columns`."""
+def _read_rows(conn: Connection, start: dict[int, int | None], columns: Sequence[str]) -> list[tuple[Columns, Columns]]:
+    """The rows of each run of ``start`` from its step on (every row where None), by :func:`read_columns`: the runs
+    without blocks by ``run_id IN (…)`` (read in the key's order), the others' by a join on a VALUES list of
+    (run, first step) (whose result SQLite sorts: a few rows per run); a part per kind that has runs."""
     table = Point.__table__.c
-    cover = sa.values(sa.column("run_id", sa.Integer), sa.column("from_step", sa.Integer),
-                      name="cover").data(sorted(start.items())).cte()
-    stmt = (sa.select(table.run_id, table.step, *(table[c] for c in columns))
-            .join_from(cover, Point, sa.and_(table.run_id == cover.c.run_id, table.step >= cover.c.from_step))
-            .order_by(table.run_id, table.step))
-    return read_columns(conn, stmt, key=("run_id", "step"))
+    select = sa.select(table.run_id, table.step, *(table[c] for c in columns)).order_by(table.run_id, table.step)
+    whole = sorted(r for r, first in start.items() if first is None)
+    after = sorted((r, first) for r, first in start.items() if first is not None)
+    parts = [read_columns(conn, select.where(table.run_id.in_(whole)), key=_KEY)] if whole else []
+    if after:
+        cover = sa.values(sa.column("run_id", sa.Integer), sa.column("from_step", sa.Integer),
+                          name="cover").data(after).cte()
+        parts.append(read_columns(conn, select.join_from(cover, Point, sa.and_(
+            table.run_id == cover.c.run_id, table.step >= cover.c.from_step)), key=_KEY))
+    return parts
 
 
 def _no_rows(columns: Sequence[str]) -> tuple[Columns, Columns]:
