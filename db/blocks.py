@@ -50,7 +50,10 @@ _WRITE = pa.ipc.IpcWriteOptions(compression="lz4", use_threads=False)
 points: uncompressed 138.5 and 0.02, LZ4 68.6 and 0.09, zstd 54.8 and 0.31."""
 CHUNK_POINTS = 256
 """A running run's rows after its blocks become a chunk when they number this many. A chunk costs ~25 µs to decode
-and a row ~1 µs to read (SQLite, the dashboard's columns): a run then reads ≤ 255 rows plus a few chunks."""
+and a row ~1 µs to read (SQLite, the dashboard's columns): a run then reads ≤ 255 rows plus a few chunks. The
+writer pays for it: each row is read back once into a chunk and chunks are re-encoded as they merge (1,000 runs ×
+1,000 points in 50-point reports, SQLite: 21.9 CPU s to write and complete them, 17.8 when only sealing built
+blocks; left running, 21.2 against 13.7)."""
 assert len(POINT_METRICS) < 31, "point_blocks.measured is a 32-bit mask of the metrics"
 
 _points = Point.__table__.c

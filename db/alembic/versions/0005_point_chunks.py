@@ -9,7 +9,7 @@ written (merged as they add up), so its points read from blocks except the few a
 i of POINT_METRICS is non-NULL in the block) lets the runs table skip a metric a run never measured. The upgrade
 replaces the table and builds every run's blocks from its rows (``db.blocks.build_all``, of the code that runs it:
 a later revision that changes the point columns or this table must turn this backfill off and rebuild the blocks
-itself); 1,000 runs × 1,000 points: ~3 CPU s. The downgrade keeps the blocks of sealed runs (0004 had no others).
+itself); 1,000 runs × 1,000 points: 3.5 CPU s. The downgrade keeps the blocks of sealed runs (0004 had no others).
 """
 
 from __future__ import annotations
