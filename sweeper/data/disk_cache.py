@@ -4,7 +4,8 @@ worker process (MNIST-1D: ≈ 3 CPU s for 5 000 examples; every Ray worker of a 
 Arrays are kept as ``<dir>/<kind>-<sha256>.npz``, the hash over the generator's parameters and ``version`` (the
 generating package's version and this format's), so a changed generator never reads an old file. Writes are atomic
 (a temporary file renamed into place) and serialised by an exclusive ``flock`` on ``<file>.lock``: workers that ask at
-once wait for the first one's build instead of each building. An unreadable file is rebuilt.
+once wait for the first one's build instead of each building. An unreadable file is rebuilt; a folder that cannot be
+written, or a write that fails, only means building without the file cache.
 
 The folder is ``$SWEEPER_CACHE_DIR`` if set (empty: no file cache, always build), else
 ``$XDG_CACHE_HOME/sweeper`` or ``~/.cache/sweeper``.
@@ -44,8 +45,12 @@ def cached_arrays(kind: str, params: dict[str, Any], version: str,
         return make()
     canonical = json.dumps({"kind": kind, "params": params, "version": version, "format": FORMAT}, sort_keys=True)
     path = folder / f"{kind}-{hashlib.sha256(canonical.encode()).hexdigest()}.npz"
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as lock:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = open(path.with_suffix(".lock"), "w")  # noqa: SIM115  (held across the build below)
+    except OSError:
+        return make()  # a folder that cannot be written (read-only home on a node): no file cache, same arrays
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             with np.load(path, allow_pickle=False) as stored:
@@ -53,13 +58,22 @@ def cached_arrays(kind: str, params: dict[str, Any], version: str,
         except (OSError, ValueError, zipfile.BadZipFile):
             pass  # absent, or unreadable: (re)build
         arrays = make()
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=path.stem, suffix=".tmp")
-        try:
-            named: dict[str, Any] = dict(arrays)  # (numpy's stub types ** like its allow_pickle flag)
-            with os.fdopen(fd, "wb") as out:
-                np.savez(out, **named)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        _store(path, arrays)
         return arrays
+
+
+def _store(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` to ``path`` atomically; a failed write (disk full) leaves no file and is not an error."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
+    except OSError:
+        return
+    try:
+        named: dict[str, Any] = dict(arrays)  # (numpy's stub types ** like its allow_pickle flag)
+        with os.fdopen(fd, "wb") as out:
+            np.savez(out, **named)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if not isinstance(exc, OSError):
+            raise

@@ -73,3 +73,23 @@ def test_an_empty_folder_setting_turns_the_cache_off(monkeypatch: pytest.MonkeyP
     cached_arrays("toy", {"n": 2}, "1.0", make)
     cached_arrays("toy", {"n": 2}, "1.0", make)
     assert make.calls == 2
+
+
+def test_a_folder_that_cannot_be_written_means_building_without_the_file_cache(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv(disk_cache.DIR_ENV, str(blocker / "cache"))  # below a file: no folder can be made (even as root)
+    make = Maker()
+    assert cached_arrays("toy", {"n": 2}, "1.0", make)["y"].tolist() == [3, 1]
+    assert make.calls == 1
+
+
+def test_a_failed_write_leaves_no_file_and_returns_the_arrays(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def full_disk(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full_disk)
+    make = Maker()
+    assert cached_arrays("toy", {"n": 2}, "1.0", make)["y"].tolist() == [3, 1]
+    assert not list(folder.glob("*.npz")) and not list(folder.glob("*.tmp"))
