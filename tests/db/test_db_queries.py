@@ -217,3 +217,26 @@ def test_liveness_from_the_heartbeat(engine: Engine, study: dict, make_config: C
         stored = dict(session.execute(sa.select(Study.name, Study.status)).all())
         assert stored == {"demo": "running", "fresh": "running", "silent": "running", "done": "completed"}
         assert queries.runs_frame(engine, "demo")["status"].tolist()[0] == "running"
+
+
+def test_points_frame_binds_no_parameter_per_run(engine: Engine, study: dict,
+                                                 make_config: Callable[..., writer.PlainTrial]) -> None:
+    """points_frame reads the points of the runs it read by their ids: written into the statement, not one bound
+    parameter each (PostgreSQL's driver refuses a statement of more than 65,535: a study of that many runs failed);
+    checked here by the largest count of parameters any statement binds, on both engines."""
+    with Session(engine) as session, session.begin():
+        run_ids = list(writer.ensure_runs(session, study["study_id"], [make_config(i) for i in range(40)]).values())
+    writer.write_points(engine, run_ids[-1], [{"step": 0, "train_loss": 1.0}])
+    bound: list[int] = []
+
+    def count(conn: object, cursor: object, statement: str, parameters: object, *args: object) -> None:
+        bound.append(len(parameters) if isinstance(parameters, (tuple, list, dict)) else 0)
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        frame = queries.points_frame(engine, "demo", metrics=["train_loss"])
+        cols = queries.point_columns(engine, "demo", ["train_loss"], run_ids=run_ids)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    assert frame["run_id"].tolist() == cols["run_id"].tolist() == [run_ids[-1]]
+    assert bound and max(bound) < 10, bound
