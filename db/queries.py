@@ -22,8 +22,8 @@ A study's status is read live: a ``running`` study whose heartbeat (``studies.he
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from typing import Any, NamedTuple
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import pandas as pd
@@ -132,10 +132,11 @@ def _run_columns() -> list[Any]:
     return [Run.id.label("run_id"), Run.trial_id, Run.status, *(getattr(Run, k) for k in RUN_HPARAMS)]
 
 
-def _run_id_in(run_ids: Sequence[int]) -> sa.ColumnElement[bool]:
-    """``runs.id IN (…)`` with the ids written into the statement: a bound parameter each would exceed the driver's
-    limit for a large study (psycopg: 65,535 per statement)."""
-    return Run.id.in_(sa.bindparam("run_ids", [int(r) for r in run_ids], expanding=True, literal_execute=True))
+def ids_in(column: Any, ids: Iterable[int]) -> sa.ColumnElement[bool]:
+    """``column IN (…)`` with the ids (integers) written into the statement: a bound parameter each would exceed the
+    driver's limit for a large study (psycopg: 65,535 per statement; SQLite builds before 3.32: 999)."""
+    return cast(sa.ColumnElement[bool], column.in_(
+        sa.bindparam(None, [int(i) for i in ids], expanding=True, literal_execute=True)))
 
 
 def _point_columns(conn: Connection, study_id: int, columns: Sequence[str], run_ids: Sequence[int] | None,
@@ -145,7 +146,7 @@ def _point_columns(conn: Connection, study_id: int, columns: Sequence[str], run_
         raise ValueError(f"unknown point columns {unknown}; known: {', '.join(POINT_COLUMNS)}")
     runs = sa.select(Run.id).where(Run.study_id == study_id)
     if run_ids is not None:
-        runs = runs.where(_run_id_in(run_ids))
+        runs = runs.where(ids_in(Run.id, run_ids))
     stored = {c: POINT_COLUMNS[c] for c in columns}
     values, nulls = read_points(conn, runs, list(stored.values()))
     return pd.DataFrame({"run_id": values["run_id"], "step": values["step"]} | {  # the arrays are ours: no copy
@@ -184,7 +185,7 @@ def points_frame(
         study_id = resolve_study(conn, study)
         runs_stmt = sa.select(*_run_columns()).where(Run.study_id == study_id).order_by(Run.id)
         if run_ids is not None:
-            runs_stmt = runs_stmt.where(_run_id_in(run_ids))
+            runs_stmt = runs_stmt.where(ids_in(Run.id, run_ids))
         runs = _frame(conn, runs_stmt, keep_null)
         points = _point_columns(conn, study_id, [RENAMED_POINT_COLUMNS.get(m, m) for m in chosen],
                                 runs["run_id"].tolist(), keep_null)  # the runs read (PostgreSQL: another read)
@@ -227,7 +228,7 @@ def diagnostics_frame(
         if kind is not None:
             stmt = stmt.where(Diagnostic.kind.in_([kind] if isinstance(kind, str) else list(kind)))
         if run_ids is not None:
-            stmt = stmt.where(Diagnostic.run_id.in_([int(r) for r in run_ids]))
+            stmt = stmt.where(ids_in(Diagnostic.run_id, run_ids))
         df = _frame(conn, stmt, keep_null)
     if decode_payload:
         df["payload"] = [load_npy(p) for p in df["payload"]]

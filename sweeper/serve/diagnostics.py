@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from db.models import Diagnostic, Point
-from db.queries import diagnostics_frame, runs_frame, study_spec
+from db.queries import diagnostics_frame, ids_in, runs_frame, study_spec
 from sweeper.checks import quantities
 from sweeper.checks.base import StudyData
 from sweeper.serve.colours import palette
@@ -36,7 +36,7 @@ LEVY_FIELDS = ("levy_statistic", "levy_z", "levy_p", "low_freq_ratio", "low_freq
 
 def kinds(conn: Connection, run_ids: list[int]) -> list[str]:
     """The diagnostic kinds stored for these runs."""
-    found = set(conn.scalars(sa.select(Diagnostic.kind).where(Diagnostic.run_id.in_(run_ids)).distinct()))
+    found = set(conn.scalars(sa.select(Diagnostic.kind).where(ids_in(Diagnostic.run_id, run_ids)).distinct()))
     return [k for k in KINDS if k in found]
 
 
@@ -60,7 +60,7 @@ def rows(conn: Connection, run_ids: list[int], kind: str, axis: str, payload: bo
     if axis != "step":
         (s0, x0), (s1, x1) = _neighbour(axis, False), _neighbour(axis, True)
         cols += [s0.label("s0"), x0.label("x0"), s1.label("s1"), x1.label("x1")]
-    stmt = (sa.select(*cols).where(Diagnostic.run_id.in_(run_ids), Diagnostic.kind == kind)
+    stmt = (sa.select(*cols).where(ids_in(Diagnostic.run_id, run_ids), Diagnostic.kind == kind)
             .order_by(Diagnostic.run_id, Diagnostic.step))
     result = conn.execute(stmt)
     frame = pd.DataFrame(result.all(), columns=list(result.keys()))
@@ -105,7 +105,7 @@ def traces(frame: pd.DataFrame, runs: pd.DataFrame, field: str, colour: str,
 def _scheduled_lr(engine: Engine, run_ids: list[int]) -> pd.DataFrame:
     """``run_id, step, lr_t`` (the scheduled learning rate at each point) of the runs: all ``late_noise`` reads of
     the points."""
-    stmt = (sa.select(Point.run_id, Point.step, Point.lr.label("lr_t")).where(Point.run_id.in_(run_ids))
+    stmt = (sa.select(Point.run_id, Point.step, Point.lr.label("lr_t")).where(ids_in(Point.run_id, run_ids))
             .order_by(Point.run_id, Point.step))
     with engine.connect() as conn:
         result = conn.execute(stmt)
@@ -147,7 +147,7 @@ def study_view(engine: Engine, name: str, runs: pd.DataFrame, axis: str, colour:
     if "covariance" in present:
         with engine.connect() as conn:
             counts = conn.execute(sa.select(Diagnostic.run_id, sa.func.count())
-                                  .where(Diagnostic.run_id.in_(ids), Diagnostic.kind == "covariance")
+                                  .where(ids_in(Diagnostic.run_id, ids), Diagnostic.kind == "covariance")
                                   .group_by(Diagnostic.run_id).order_by(Diagnostic.run_id)).all()
         out["covariance_runs"] = [{"run_id": int(r), "measurements": int(n)} for r, n in counts]
     return out

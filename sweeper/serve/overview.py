@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from db.models import Point, Run, Study, Verdict
-from db.queries import list_studies, runs_with_final, study_spec
+from db.queries import ids_in, list_studies, runs_with_final, study_spec
 from sweeper.serve.params import BadRequest
 
 FINISHED = ("completed", "failed", "diverged")
@@ -70,7 +70,7 @@ def run_point_counts(engine: Engine, study_id: int, run_ids: list[int] | None = 
     """Points stored per run of the study (only ``run_ids`` when given; runs without points are left out)."""
     runs = sa.select(Run.id).where(Run.study_id == study_id)
     if run_ids is not None:
-        runs = runs.where(Run.id.in_(run_ids))
+        runs = runs.where(ids_in(Run.id, run_ids))
     stmt = sa.select(Point.run_id, sa.func.count()).where(Point.run_id.in_(runs)).group_by(Point.run_id)
     with engine.connect() as conn:
         return {int(r): int(n) for r, n in conn.execute(stmt).all()}
@@ -106,7 +106,8 @@ def study(engine: Engine, study_id: int, version: str, n_points: int) -> dict[st
 def _last_steps(conn: Connection, run_ids: list[int]) -> dict[int, int]:
     """Each run's last stored step (an index seek per run, not a scan)."""
     last = (sa.select(sa.func.max(Point.step)).where(Point.run_id == Run.id).correlate(Run).scalar_subquery())
-    return {r: s for r, s in conn.execute(sa.select(Run.id, last).where(Run.id.in_(run_ids))).all() if s is not None}
+    rows = conn.execute(sa.select(Run.id, last).where(ids_in(Run.id, run_ids))).all()
+    return {r: s for r, s in rows if s is not None}
 
 
 def runs_table(engine: Engine, study: int | str, where: str | None = None) -> pd.DataFrame:

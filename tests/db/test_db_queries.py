@@ -219,9 +219,9 @@ def test_liveness_from_the_heartbeat(engine: Engine, study: dict, make_config: C
         assert queries.runs_frame(engine, "demo")["status"].tolist()[0] == "running"
 
 
-def test_points_frame_binds_no_parameter_per_run(engine: Engine, study: dict,
+def test_points_and_diagnostics_bind_no_parameter_per_run(engine: Engine, study: dict,
                                                  make_config: Callable[..., writer.PlainTrial]) -> None:
-    """points_frame reads the points of the runs it read by their ids: written into the statement, not one bound
+    """points_frame (and diagnostics_frame) read the runs' rows by their ids written into the statement, not one bound
     parameter each (PostgreSQL's driver refuses a statement of more than 65,535: a study of that many runs failed);
     checked here by the largest count of parameters any statement binds, on both engines."""
     with Session(engine) as session, session.begin():
@@ -236,6 +236,7 @@ def test_points_frame_binds_no_parameter_per_run(engine: Engine, study: dict,
     try:
         frame = queries.points_frame(engine, "demo", metrics=["train_loss"])
         cols = queries.point_columns(engine, "demo", ["train_loss"], run_ids=run_ids)
+        queries.diagnostics_frame(engine, "demo", run_ids=run_ids)
     finally:
         sa.event.remove(engine, "before_cursor_execute", count)
     assert frame["run_id"].tolist() == cols["run_id"].tolist() == [run_ids[-1]]
