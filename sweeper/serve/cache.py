@@ -28,7 +28,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from db.models import Diagnostic, Point, Run, Verdict
+from db.models import Diagnostic, Run, Verdict
 from db.queries import resolve_study, study_status
 from sweeper.serve import buckets, overview
 
@@ -55,9 +55,9 @@ def _digest(value: object) -> str:
 
 def stamp(conn: Connection, study_id: int) -> Stamp:
     """The study's :class:`Stamp`: its run rows with each run's last step, diagnostics count and verdicts."""
-    last_step = sa.select(sa.func.max(Point.step)).where(Point.run_id == Run.id).correlate(Run).scalar_subquery()
     columns = [c for c in Run.__table__.columns if c.name != "config"]
-    rows = conn.execute(sa.select(*columns, last_step).where(Run.study_id == study_id).order_by(Run.id)).all()
+    rows = conn.execute(sa.select(*columns, overview.last_step()).where(Run.study_id == study_id)
+                        .order_by(Run.id)).all()
     runs = {int(r[0]): _digest(tuple(r)) for r in rows}
     run_ids = sa.select(Run.id).where(Run.study_id == study_id).scalar_subquery()
     diagnostics = conn.execute(sa.select(sa.func.count()).where(Diagnostic.run_id.in_(run_ids))).scalar_one()

@@ -103,10 +103,14 @@ def study(engine: Engine, study_id: int, version: str, n_points: int) -> dict[st
     return row
 
 
+def last_step() -> sa.ScalarSelect[int]:
+    """A run's last stored step, as a subquery correlated to ``runs`` (an index seek per run, not a scan)."""
+    return sa.select(sa.func.max(Point.step)).where(Point.run_id == Run.id).correlate(Run).scalar_subquery()
+
+
 def _last_steps(conn: Connection, run_ids: list[int]) -> dict[int, int]:
-    """Each run's last stored step (an index seek per run, not a scan)."""
-    last = (sa.select(sa.func.max(Point.step)).where(Point.run_id == Run.id).correlate(Run).scalar_subquery())
-    rows = conn.execute(sa.select(Run.id, last).where(ids_in(Run.id, run_ids))).all()
+    """Each run's last stored step."""
+    rows = conn.execute(sa.select(Run.id, last_step()).where(ids_in(Run.id, run_ids))).all()
     return {r: s for r, s in rows if s is not None}
 
 
