@@ -264,6 +264,7 @@ class PackedTrial:
         self._stack()
         self.optimizer = VectorOptimizer([m.stepper for m in self.members], self.params)
         self._schedule_keys = [m.config.schedule.model_dump_json() for m in self.members]
+        self._schedules = {key: m.config.schedule for key, m in zip(self._schedule_keys, self.members, strict=True)}
         # the schedules' factors at the last step, and the (η, λ, SDE-time increment) tensors built from them
         self._factors: tuple[dict[str, tuple[float, float]], tuple[Tensor, Tensor, Tensor]] | None = None
 
@@ -346,11 +347,8 @@ class PackedTrial:
         schedule's factors change (each distinct schedule evaluated once per step)."""
         clock = self.members[0].clock
         epoch, total = clock.epoch(step), clock.total_epochs
-        factors: dict[str, tuple[float, float]] = {}
-        for m, key in zip(self.members, self._schedule_keys, strict=True):
-            if key not in factors:
-                sched = m.config.schedule
-                factors[key] = (multiplier(sched.lr, epoch, total), multiplier(sched.weight_decay, epoch, total))
+        factors = {key: (multiplier(sched.lr, epoch, total), multiplier(sched.weight_decay, epoch, total))
+                   for key, sched in self._schedules.items()}
         if self._factors is None or factors != self._factors[0]:
             raw, wd = [], []
             for m, key in zip(self.members, self._schedule_keys, strict=True):
