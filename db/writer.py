@@ -38,6 +38,7 @@ from db.models import (
     POINT_METRICS,
     RUN_HPARAMS,
     RUN_STATUSES,
+    SEALED_STATUSES,
     STUDY_STATUSES,
     VERDICT_VALUES,
     Diagnostic,
@@ -283,7 +284,7 @@ def update_run(session: Session, run_id: int, **fields: Any) -> None:
     result = session.execute(sa.update(Run).where(Run.id == run_id).values(**fields))
     if result.rowcount == 0:  # type: ignore[attr-defined]
         raise UnknownRun(f"no run with id {run_id}")
-    if "status" in fields:
+    if "status" in fields and (status in SEALED_STATUSES or not isinstance(status, str)):  # else nothing to do
         from db import blocks  # here: pyarrow is loaded by the writers, not by every importer of db.writer
 
         blocks.after_status(session.connection(), run_id)
